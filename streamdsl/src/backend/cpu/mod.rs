@@ -1,0 +1,7 @@
+//! The CPU backend: a real asynchronous stream machine plus the compute kernels it runs.
+
+mod kernels;
+mod machine;
+
+pub(crate) use kernels::*;
+pub(crate) use machine::{machine, Access, PRIORITY_RANGE};

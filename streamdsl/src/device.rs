@@ -1,0 +1,173 @@
+//! Devices: the CPU backend and (with the CUDA backend) GPUs.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::stream::Stream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum DeviceKind {
+    Cpu,
+    #[cfg_attr(not(test), allow(dead_code))] // constructed once the CUDA backend lands
+    Cuda(usize),
+}
+
+/// A place where tensors live and streams run: `cpu` or `cuda:N`.
+///
+/// `Device::default()` follows `STREAMDSL_DEVICE` (`cpu`, `cuda`, `cuda:N`) when it is set, else picks
+/// CUDA device 0 when a driver and a device are present, else the CPU backend. Devices compare equal
+/// when they name the same device.
+///
+/// ```
+/// use streamdsl::Device;
+/// let cpu = Device::cpu();
+/// assert_eq!(cpu.to_string(), "cpu");
+/// assert!(cpu.is_cpu());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Device {
+    pub(crate) kind: DeviceKind,
+}
+
+impl Device {
+    /// The CPU backend: an asynchronous stream machine on a worker pool.
+    ///
+    /// ```
+    /// assert_eq!(streamdsl::Device::cpu().to_string(), "cpu");
+    /// ```
+    pub const fn cpu() -> Device {
+        Device { kind: DeviceKind::Cpu }
+    }
+
+    /// CUDA device `ordinal`, or an error that says which piece is missing.
+    ///
+    /// ```
+    /// // On a machine without a GPU this is an error value, never a panic.
+    /// match streamdsl::Device::cuda(0) {
+    ///     Ok(dev) => assert_eq!(dev.to_string(), "cuda:0"),
+    ///     Err(e) => assert!(e.to_string().contains("CUDA is not available")),
+    /// }
+    /// ```
+    pub fn cuda(ordinal: usize) -> Result<Device> {
+        let _ = ordinal;
+        Err(Error::CudaUnavailable {
+            reason: "this build of streamdsl has no CUDA backend yet; use Device::cpu()".into(),
+        })
+    }
+
+    /// The device named by `STREAMDSL_DEVICE`, or the best one present when it is unset.
+    ///
+    /// ```
+    /// let dev = streamdsl::Device::from_env()?;
+    /// println!("running on {dev}");
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Device> {
+        match std::env::var("STREAMDSL_DEVICE") {
+            Ok(name) if !name.trim().is_empty() => name.parse(),
+            _ => Ok(Device::cuda(0).unwrap_or(Device::cpu())),
+        }
+    }
+
+    /// Whether this is the CPU backend.
+    ///
+    /// ```
+    /// assert!(streamdsl::Device::cpu().is_cpu());
+    /// ```
+    pub fn is_cpu(&self) -> bool {
+        self.kind == DeviceKind::Cpu
+    }
+
+    /// Whether this is a CUDA device.
+    ///
+    /// ```
+    /// assert!(!streamdsl::Device::cpu().is_cuda());
+    /// ```
+    pub fn is_cuda(&self) -> bool {
+        matches!(self.kind, DeviceKind::Cuda(_))
+    }
+
+    /// The device's default stream (priority 0), the current stream of every thread that set no other.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// assert_eq!(dev.default_stream(), Stream::current(&dev));
+    /// assert_eq!(dev.default_stream().priority(), 0);
+    /// ```
+    pub fn default_stream(&self) -> Stream {
+        static CPU_DEFAULT: OnceLock<Stream> = OnceLock::new();
+        match self.kind {
+            DeviceKind::Cpu => CPU_DEFAULT.get_or_init(|| Stream::create(*self, 0)).clone(),
+            // No CUDA device can be constructed in this build.
+            DeviceKind::Cuda(_) => CPU_DEFAULT.get_or_init(|| Stream::create(Device::cpu(), 0)).clone(),
+        }
+    }
+
+    /// The range of stream priorities as `(lowest, highest)`: `(0, -5)`, as on current CUDA devices.
+    ///
+    /// ```
+    /// assert_eq!(streamdsl::Device::cpu().priority_range(), (0, -5));
+    /// ```
+    pub fn priority_range(&self) -> (i32, i32) {
+        crate::backend::cpu::PRIORITY_RANGE
+    }
+
+    /// How many streams the CPU backend runs at the same moment (its worker threads).
+    /// `STREAMDSL_CPU_WORKERS` sets it; the default is the number of cores, at least 4.
+    ///
+    /// ```
+    /// assert!(streamdsl::Device::cpu().concurrency() >= 1);
+    /// ```
+    pub fn concurrency(&self) -> usize {
+        crate::backend::cpu::machine().worker_count()
+    }
+}
+
+impl Default for Device {
+    /// [`Device::from_env`]; when `STREAMDSL_DEVICE` names a device that cannot be used, a warning goes to
+    /// stderr and the CPU backend is used.
+    fn default() -> Self {
+        Device::from_env().unwrap_or_else(|e| {
+            static WARNED: OnceLock<()> = OnceLock::new();
+            WARNED.get_or_init(|| eprintln!("streamdsl: {e}; using the CPU backend"));
+            Device::cpu()
+        })
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = Error;
+
+    /// Parses `cpu`, `cuda` or `cuda:N`.
+    fn from_str(s: &str) -> Result<Device> {
+        let s = s.trim();
+        match s {
+            "cpu" => Ok(Device::cpu()),
+            "cuda" | "gpu" => Device::cuda(0),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Device::cuda(n),
+                _ => Err(Error::InvalidArgument {
+                    op: "Device::from_str",
+                    reason: format!("unknown device `{s}`, expected `cpu`, `cuda` or `cuda:N`"),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Device({self})")
+    }
+}

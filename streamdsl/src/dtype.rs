@@ -1,0 +1,131 @@
+//! Element types: `f32`, `f64`, `half::f16`, `half::bf16`.
+
+use std::fmt;
+
+use half::{bf16, f16};
+
+/// The runtime tag of an element type.
+///
+/// ```
+/// use streamdsl::DType;
+/// assert_eq!(DType::F16.size_in_bytes(), 2);
+/// assert_eq!(DType::BF16.to_string(), "bf16");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// IEEE 754 binary32.
+    F32,
+    /// IEEE 754 binary64.
+    F64,
+    /// IEEE 754 binary16 (`half::f16`).
+    F16,
+    /// bfloat16 (`half::bf16`).
+    BF16,
+}
+
+impl DType {
+    /// Bytes per element.
+    ///
+    /// ```
+    /// assert_eq!(streamdsl::DType::F64.size_in_bytes(), 8);
+    /// ```
+    pub const fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 => 8,
+            DType::F16 | DType::BF16 => 2,
+        }
+    }
+
+    /// The name used in messages and in the CUDA kernels (`f32`, `f64`, `f16`, `bf16`).
+    ///
+    /// ```
+    /// assert_eq!(streamdsl::DType::F32.as_str(), "f32");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+/// A type a [`Tensor`](crate::Tensor) can hold: `f32`, `f64`, `half::f16` or `half::bf16`.
+///
+/// The trait is sealed; arithmetic goes through `f32` for the 16-bit types, as on the GPU.
+///
+/// ```
+/// use streamdsl::{DType, Element};
+/// assert_eq!(<half::bf16 as Element>::DTYPE, DType::BF16);
+/// assert_eq!(<f32 as Element>::from_f64(1.5), 1.5f32);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a streamdsl element type",
+    label = "tensors hold `f32`, `f64`, `half::f16` or `half::bf16`",
+    note = "convert the data to one of the supported element types first"
+)]
+pub trait Element:
+    sealed::Sealed + Copy + Send + Sync + PartialEq + PartialOrd + fmt::Debug + fmt::Display + 'static
+{
+    /// The runtime tag.
+    const DTYPE: DType;
+    /// Zero.
+    const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// Round from `f64` (to nearest even).
+    fn from_f64(v: f64) -> Self;
+    /// Widen to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// Round from `f32`.
+    fn from_f32(v: f32) -> Self;
+    /// Convert to `f32` (exact for the 16-bit types, rounding for `f64`).
+    fn to_f32(self) -> f32;
+}
+
+macro_rules! float_element {
+    ($t:ty, $tag:ident, $zero:expr, $one:expr, $from64:expr, $to64:expr, $from32:expr, $to32:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$tag;
+            const ZERO: Self = $zero;
+            const ONE: Self = $one;
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                ($from64)(v)
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                ($to64)(self)
+            }
+            #[inline]
+            fn from_f32(v: f32) -> Self {
+                ($from32)(v)
+            }
+            #[inline]
+            fn to_f32(self) -> f32 {
+                ($to32)(self)
+            }
+        }
+    };
+}
+
+float_element!(f32, F32, 0.0, 1.0, |v: f64| v as f32, |v: f32| v as f64, |v: f32| v, |v: f32| v);
+float_element!(f64, F64, 0.0, 1.0, |v: f64| v, |v: f64| v, |v: f32| v as f64, |v: f64| v as f32);
+float_element!(f16, F16, f16::ZERO, f16::ONE, f16::from_f64, f16::to_f64, f16::from_f32, f16::to_f32);
+float_element!(bf16, BF16, bf16::ZERO, bf16::ONE, bf16::from_f64, bf16::to_f64, bf16::from_f32, bf16::to_f32);

@@ -1,0 +1,180 @@
+//! Events: markers in a stream's queue, with `torch.Event` semantics.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::backend::cpu::machine;
+use crate::backend::Point;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::stream::Stream;
+
+/// A marker in a stream's queue, like `torch.Event` / a CUDA event.
+///
+/// An event completes when all work before its record point on that stream has completed. Timed events
+/// ([`Event::timed`]) also carry the completion time, so two of them measure the work between them.
+/// Recording again moves the event; waits already enqueued keep the old point. Clones share the event.
+///
+/// ```
+/// use streamdsl::prelude::*;
+/// let dev = Device::cpu();
+/// let s = Stream::new(&dev)?;
+/// let (start, end) = (Event::timed(&dev), Event::timed(&dev));
+/// s.record(&start)?;
+/// s.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(10)));
+/// s.record(&end)?;
+/// end.synchronize()?;
+/// assert!(start.elapsed_time(&end)? >= std::time::Duration::from_millis(10));
+/// # Ok::<(), streamdsl::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    inner: Arc<EventInner>,
+}
+
+struct EventInner {
+    device: Device,
+    timed: bool,
+    recorded: Mutex<Option<Recorded>>,
+}
+
+#[derive(Clone)]
+struct Recorded {
+    point: Point,
+    stamp: Option<Arc<OnceLock<Instant>>>,
+}
+
+impl Event {
+    /// An event without timing (cheaper, like `torch.Event(enable_timing=False)`).
+    ///
+    /// ```
+    /// let e = streamdsl::Event::new(&streamdsl::Device::cpu());
+    /// assert!(!e.is_timed());
+    /// assert!(e.query()); // never recorded: nothing to wait for
+    /// ```
+    pub fn new(device: &Device) -> Event {
+        Self::create(device, false)
+    }
+
+    /// An event that records its completion time, for [`elapsed_time`](Event::elapsed_time).
+    ///
+    /// ```
+    /// assert!(streamdsl::Event::timed(&streamdsl::Device::cpu()).is_timed());
+    /// ```
+    pub fn timed(device: &Device) -> Event {
+        Self::create(device, true)
+    }
+
+    fn create(device: &Device, timed: bool) -> Event {
+        Event { inner: Arc::new(EventInner { device: *device, timed, recorded: Mutex::new(None) }) }
+    }
+
+    /// The event's device.
+    ///
+    /// ```
+    /// assert!(streamdsl::Event::new(&streamdsl::Device::cpu()).device().is_cpu());
+    /// ```
+    pub fn device(&self) -> Device {
+        self.inner.device
+    }
+
+    /// Whether the event records timestamps.
+    ///
+    /// ```
+    /// assert!(!streamdsl::Event::new(&streamdsl::Device::cpu()).is_timed());
+    /// ```
+    pub fn is_timed(&self) -> bool {
+        self.inner.timed
+    }
+
+    /// Whether the event has been recorded on a stream.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// let e = streamdsl::Event::new(&s.device());
+    /// assert!(!e.is_recorded());
+    /// s.record(&e)?;
+    /// assert!(e.is_recorded());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn is_recorded(&self) -> bool {
+        self.recorded().is_some()
+    }
+
+    /// True when the work before the record point has completed (or the event was never recorded).
+    /// Never blocks.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// s.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+    /// let e = s.record_event();
+    /// assert!(!e.query());
+    /// e.synchronize()?;
+    /// assert!(e.query());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn query(&self) -> bool {
+        self.point().is_none_or(|p| machine().is_complete(p))
+    }
+
+    /// Blocks the host until the event completes; returns the error of a failed op before it, if any.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// s.record_event().synchronize()?;
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn synchronize(&self) -> Result<()> {
+        match self.point() {
+            Some(p) => machine().wait_host(p),
+            None => Ok(()),
+        }
+    }
+
+    /// The time from this event's completion to `end`'s, like `torch.Event.elapsed_time` (which
+    /// returns milliseconds). Both must be timed, recorded and complete.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// let (a, b) = (Event::timed(&dev), Event::new(&dev));
+    /// assert!(matches!(a.elapsed_time(&b), Err(Error::EventNotTimed)));
+    /// assert!(matches!(a.elapsed_time(&a), Err(Error::EventNotRecorded)));
+    /// ```
+    pub fn elapsed_time(&self, end: &Event) -> Result<Duration> {
+        if !self.is_timed() || !end.is_timed() {
+            return Err(Error::EventNotTimed);
+        }
+        let stamp = |e: &Event| -> Result<Instant> {
+            let rec = e.recorded().ok_or(Error::EventNotRecorded)?;
+            rec.stamp.as_ref().and_then(|s| s.get().copied()).ok_or(Error::EventNotReady)
+        };
+        let (t0, t1) = (stamp(self)?, stamp(end)?);
+        t1.checked_duration_since(t0).ok_or(Error::InvalidArgument {
+            op: "elapsed_time",
+            reason: "the end event completed before the start event".into(),
+        })
+    }
+
+    pub(crate) fn point(&self) -> Option<Point> {
+        self.recorded().map(|r| r.point)
+    }
+
+    fn recorded(&self) -> Option<Recorded> {
+        self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records at the tail of `stream`; the caller checked the device.
+    pub(crate) fn record_point(&self, stream: &Stream) {
+        let stamp = self.inner.timed.then(|| Arc::new(OnceLock::new()));
+        let point = stream.record_stamped(stamp.clone());
+        *self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorded { point, stamp });
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Event(device={}, timed={}, recorded={})", self.inner.device, self.inner.timed, self.is_recorded())
+    }
+}

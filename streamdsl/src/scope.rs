@@ -1,0 +1,69 @@
+//! The per-thread current stream and the guard that sets it.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use crate::device::Device;
+use crate::stream::Stream;
+
+thread_local! {
+    static CURRENT: RefCell<Vec<Stream>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes a stream the thread's current stream while it lives; see [`Stream::scope`].
+///
+/// The guard restores the previous current stream when dropped, on every exit path including a panic.
+/// It is neither `Send` nor `Sync`: the current stream is per thread, so the guard cannot leave it.
+///
+/// ```
+/// use streamdsl::prelude::*;
+/// let dev = Device::cpu();
+/// let (a, b) = (Stream::new(&dev)?, Stream::new(&dev)?);
+/// let _outer = a.scope();
+/// {
+///     let _inner = b.scope();
+///     assert_eq!(Stream::current(&dev), b); // the inner scope wins
+/// }
+/// assert_eq!(Stream::current(&dev), a);
+/// # Ok::<(), streamdsl::Error>(())
+/// ```
+#[must_use = "the stream is current only while the guard lives; bind it with `let _guard = ...`"]
+pub struct StreamGuard<'a> {
+    depth: usize,
+    _stream: PhantomData<&'a Stream>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> StreamGuard<'a> {
+    pub(crate) fn enter(stream: &'a Stream) -> StreamGuard<'a> {
+        let depth = CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            c.push(stream.clone());
+            c.len() - 1
+        });
+        StreamGuard { depth, _stream: PhantomData, _not_send: PhantomData }
+    }
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        // Truncating (not popping) also restores the right stream when guards are dropped out of order.
+        // `try_with`: during thread teardown the thread-local may already be gone; nothing to restore then.
+        let _ = CURRENT.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.truncate(self.depth);
+            }
+        });
+    }
+}
+
+/// The innermost scoped stream on `device`, if any.
+pub(crate) fn current_on(device: &Device) -> Option<Stream> {
+    CURRENT.with(|c| c.borrow().iter().rev().find(|s| s.device() == *device).cloned())
+}
+
+/// The stream that device-less ops (such as `randn`) use: the innermost scoped stream, else the default
+/// device's default stream.
+pub(crate) fn current_stream() -> Stream {
+    CURRENT.with(|c| c.borrow().last().cloned()).unwrap_or_else(|| Device::default().default_stream())
+}

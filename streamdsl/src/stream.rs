@@ -1,0 +1,345 @@
+//! Streams: in-order queues of device work, with `torch.Stream` semantics.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::backend::cpu::{machine, Access};
+use crate::backend::{Point, Work};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::scope::StreamGuard;
+
+/// An in-order queue of work on a device, like `torch.Stream` / a CUDA stream.
+///
+/// Work enqueued on one stream runs in submission order; work on different streams may run
+/// concurrently unless ordered with [`wait_event`](Stream::wait_event) or
+/// [`wait_stream`](Stream::wait_stream). Tensor ops order themselves across streams automatically (see
+/// the crate docs' safety model), so safe code cannot race. `Stream` is a cheap handle: clones name the
+/// same stream and compare equal. Work already enqueued still runs when the last handle is dropped.
+///
+/// ```
+/// use streamdsl::prelude::*;
+/// let dev = Device::cpu();
+/// let s = Stream::with_priority(&dev, -1)?;
+/// let x = randn_on::<f32>(&s, [256, 256])?;
+/// let y = x.mm(&x)?;                  // enqueued on x's device's current stream
+/// s.synchronize()?;
+/// assert!(s.query());
+/// assert_eq!(y.shape(), &[256, 256]);
+/// # Ok::<(), streamdsl::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Stream {
+    inner: Arc<StreamInner>,
+}
+
+struct StreamInner {
+    device: Device,
+    id: u64,
+    priority: i32,
+}
+
+impl Drop for StreamInner {
+    fn drop(&mut self) {
+        machine().release_stream(self.id);
+    }
+}
+
+impl Stream {
+    /// A new stream with the default priority 0.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// assert_eq!(s.priority(), 0);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn new(device: &Device) -> Result<Stream> {
+        Self::with_priority(device, 0)
+    }
+
+    /// A new stream with `priority`: 0 or negative, lower runs first. Values below the device's highest
+    /// priority clamp to it (as CUDA does); a positive value is [`Error::InvalidPriority`].
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// assert_eq!(Stream::with_priority(&dev, -1)?.priority(), -1);
+    /// assert_eq!(Stream::with_priority(&dev, -100)?.priority(), dev.priority_range().1);
+    /// assert!(matches!(Stream::with_priority(&dev, 1), Err(Error::InvalidPriority { priority: 1 })));
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn with_priority(device: &Device, priority: i32) -> Result<Stream> {
+        if priority > 0 {
+            return Err(Error::InvalidPriority { priority });
+        }
+        if device.is_cuda() {
+            return Err(Error::CudaUnavailable { reason: "this build has no CUDA backend yet".into() });
+        }
+        Ok(Self::create(*device, priority.max(device.priority_range().1)))
+    }
+
+    pub(crate) fn create(device: Device, priority: i32) -> Stream {
+        let id = machine().create_stream(priority, |id| format!("{device}/{id}"));
+        Stream { inner: Arc::new(StreamInner { device, id, priority }) }
+    }
+
+    /// The current stream of this thread for `device`: the innermost [`scope`](Stream::scope) (or
+    /// `gpu_scope!`) on that device, else the device's default stream. Like `torch.cuda.current_stream`.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// let s = Stream::new(&dev)?;
+    /// {
+    ///     let _guard = s.scope();
+    ///     assert_eq!(Stream::current(&dev), s);
+    /// }
+    /// assert_eq!(Stream::current(&dev), dev.default_stream());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn current(device: &Device) -> Stream {
+        crate::scope::current_on(device).unwrap_or_else(|| device.default_stream())
+    }
+
+    /// The stream's device.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// assert!(s.device().is_cpu());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn device(&self) -> Device {
+        self.inner.device
+    }
+
+    /// The stream's priority after clamping.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::with_priority(&streamdsl::Device::cpu(), -2)?;
+    /// assert_eq!(s.priority(), -2);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn priority(&self) -> i32 {
+        self.inner.priority
+    }
+
+    /// A number that identifies the stream on its device.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// assert_ne!(Stream::new(&dev)?.id(), Stream::new(&dev)?.id());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// True when all work submitted so far has completed. Never blocks.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// s.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+    /// assert!(!s.query());
+    /// s.synchronize()?;
+    /// assert!(s.query());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn query(&self) -> bool {
+        machine().query(self.inner.id)
+    }
+
+    /// Blocks the host until all work submitted so far has completed. An error raised by that work
+    /// comes back here as [`Error::StreamPoisoned`].
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// let t = streamdsl::ops::ones_on::<f32>(&s, [1000])?;
+    /// s.synchronize()?;
+    /// assert_eq!(t.sum()?.item()?, 1000.0);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn synchronize(&self) -> Result<()> {
+        machine().synchronize(self.inner.id)
+    }
+
+    /// Records a new (untimed) event at the current tail of the queue.
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// let e = s.record_event();
+    /// e.synchronize()?;
+    /// assert!(e.query());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn record_event(&self) -> Event {
+        let e = Event::new(&self.device());
+        e.record_point(self);
+        e
+    }
+
+    /// Records `event` at the current tail of the queue (overwriting an earlier record; waits already
+    /// enqueued keep the old point). Err if the event belongs to another device.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// let s = Stream::new(&dev)?;
+    /// let e = Event::timed(&dev);
+    /// s.record(&e)?;
+    /// e.synchronize()?;
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn record(&self, event: &Event) -> Result<()> {
+        self.check_same_device("record", &event.device())?;
+        event.record_point(self);
+        Ok(())
+    }
+
+    /// Later work on this stream waits until `event` completes. Does not block the host. Waiting on an
+    /// event that was never recorded does nothing (CUDA semantics).
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// let (a, b) = (Stream::new(&dev)?, Stream::new(&dev)?);
+    /// a.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(20)));
+    /// let e = a.record_event();
+    /// b.wait_event(&e)?;
+    /// b.synchronize()?;          // returns only after `a`'s sleep
+    /// assert!(e.query());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn wait_event(&self, event: &Event) -> Result<()> {
+        self.check_same_device("wait_event", &event.device())?;
+        if let Some(p) = event.point() {
+            machine().wait(self.inner.id, p);
+        }
+        Ok(())
+    }
+
+    /// Later work on this stream waits for all work already submitted to `other`.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// let (a, b) = (Stream::new(&dev)?, Stream::new(&dev)?);
+    /// a.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(20)));
+    /// b.wait_stream(&a)?;
+    /// b.synchronize()?;
+    /// assert!(a.query());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn wait_stream(&self, other: &Stream) -> Result<()> {
+        self.check_same_device("wait_stream", &other.device())?;
+        machine().wait(self.inner.id, machine().tail(other.inner.id));
+        Ok(())
+    }
+
+    /// Makes this stream the thread's current stream until the guard is dropped, like
+    /// `with torch.cuda.stream(s):`. The previous stream comes back on every exit path, panics included.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let s = Stream::new(&Device::cpu())?;
+    /// let t = {
+    ///     let _guard = s.scope();
+    ///     zeros::<f32>([4])?       // runs on `s`
+    /// };
+    /// assert_eq!(t.to_vec()?, vec![0.0; 4]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn scope(&self) -> StreamGuard<'_> {
+        StreamGuard::enter(self)
+    }
+
+    /// Enqueues a host function, like `cuLaunchHostFunc`: it runs on the stream's worker in queue order.
+    /// A panic inside it poisons the stream.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let flag = ran.clone();
+    /// s.launch_host_func(move || flag.store(true, Ordering::SeqCst));
+    /// s.synchronize()?;
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn launch_host_func(&self, f: impl FnOnce() + Send + 'static) {
+        self.submit(
+            "host_func",
+            &[],
+            &[],
+            Box::new(move || {
+                f();
+                Ok(())
+            }),
+        );
+    }
+
+    /// Ends the poisoned state left by a failed op and returns its error; later work runs again.
+    /// Tensors produced while the stream was poisoned stay invalid (reading them is an error).
+    ///
+    /// ```
+    /// let s = streamdsl::Stream::new(&streamdsl::Device::cpu())?;
+    /// s.launch_host_func(|| panic!("boom"));
+    /// assert!(s.synchronize().is_err());
+    /// assert!(s.clear_error().unwrap().to_string().contains("boom"));
+    /// s.synchronize()?;
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn clear_error(&self) -> Option<Error> {
+        machine().clear_error(self.inner.id)
+    }
+
+    pub(crate) fn submit(
+        &self,
+        op: &'static str,
+        reads: &[&std::sync::Mutex<crate::hazard::AccessLog>],
+        writes: &[&std::sync::Mutex<crate::hazard::AccessLog>],
+        work: Work,
+    ) -> Point {
+        machine().submit(self.inner.id, op, Access { reads, writes }, work)
+    }
+
+    pub(crate) fn record_stamped(&self, stamp: Option<Arc<std::sync::OnceLock<std::time::Instant>>>) -> Point {
+        machine().record(self.inner.id, stamp)
+    }
+
+    pub(crate) fn check_same_device(&self, op: &'static str, other: &Device) -> Result<()> {
+        if *other == self.device() {
+            Ok(())
+        } else {
+            Err(Error::DeviceMismatch { op, expected: self.device().to_string(), found: other.to_string() })
+        }
+    }
+}
+
+impl PartialEq for Stream {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.device == other.inner.device && self.inner.id == other.inner.id
+    }
+}
+
+impl Eq for Stream {}
+
+impl std::hash::Hash for Stream {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.inner.device, self.inner.id).hash(state);
+    }
+}
+
+impl fmt::Debug for Stream {
+    /// `Stream(device=cpu, id=3, priority=-1)`, like torch's `<torch.cuda.Stream device=cuda:0 ...>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stream(device={}, id={}, priority={})", self.inner.device, self.inner.id, self.inner.priority)
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}

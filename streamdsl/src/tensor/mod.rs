@@ -1,0 +1,219 @@
+//! `Tensor<T>`: a shaped, contiguous, row-major buffer on a device.
+
+mod storage;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::shape::{checked_numel, IntoShape};
+use crate::stream::Stream;
+
+pub(crate) use storage::Storage;
+
+/// An n-dimensional array of `T` (`f32`, `f64`, `half::f16`, `half::bf16`) on a [`Device`].
+///
+/// A tensor is a handle: clones share the data, as in PyTorch. Ops are enqueued on a stream and return
+/// at once; reading the data ([`to_vec`](Tensor::to_vec), [`item`](Tensor::item)) waits only for the work
+/// that produces it. Every op has an implicit form that uses the current stream (a method such as
+/// [`mm`](Tensor::mm), or a free function in the prelude) and an explicit one in [`crate::ops`] that names
+/// the stream.
+///
+/// ```
+/// use streamdsl::prelude::*;
+/// let dev = Device::cpu();
+/// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2], &dev)?;
+/// let b = a.mm(&a)?;
+/// assert_eq!(b.to_vec()?, vec![7.0, 10.0, 15.0, 22.0]);
+/// assert_eq!((&b + &a)?.sum()?.item()?, 64.0);
+/// # Ok::<(), streamdsl::Error>(())
+/// ```
+pub struct Tensor<T: Element> {
+    pub(crate) storage: Arc<Storage<T>>,
+    shape: Arc<[usize]>,
+    device: Device,
+}
+
+impl<T: Element> Clone for Tensor<T> {
+    fn clone(&self) -> Self {
+        Tensor { storage: Arc::clone(&self.storage), shape: Arc::clone(&self.shape), device: self.device }
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// A tensor holding `data` (row-major) with `shape`. The length must match the shape.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let t = Tensor::from_vec(vec![1.0f64; 6], [2, 3], &Device::cpu())?;
+    /// assert_eq!(t.shape(), &[2, 3]);
+    /// assert!(Tensor::from_vec(vec![1.0f64; 5], [2, 3], &Device::cpu()).is_err());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn from_vec(data: Vec<T>, shape: impl IntoShape, device: &Device) -> Result<Tensor<T>> {
+        let shape = shape.into_shape();
+        let numel = checked_numel(&shape, size_of::<T>())?;
+        if numel != data.len() {
+            return Err(Error::InvalidShape {
+                shape,
+                reason: format!("it holds {numel} elements but the data has {}", data.len()),
+            });
+        }
+        if device.is_cuda() {
+            return Err(Error::CudaUnavailable { reason: "this build has no CUDA backend yet".into() });
+        }
+        Ok(Tensor { storage: Arc::new(Storage::from_vec(data)), shape: shape.into(), device: *device })
+    }
+
+    /// A new tensor for an op's output: validated shape, zeroed memory, not yet written by the op.
+    pub(crate) fn alloc(device: &Device, shape: Vec<usize>) -> Result<Tensor<T>> {
+        let numel = checked_numel(&shape, size_of::<T>())?;
+        let storage = Storage::zeroed(device, numel)?;
+        Ok(Tensor { storage: Arc::new(storage), shape: shape.into(), device: *device })
+    }
+
+    /// A tensor of zeros, enqueued on `stream`. Shorthand for [`crate::ops::zeros_on`].
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let s = Stream::new(&Device::cpu())?;
+    /// assert_eq!(Tensor::<f32>::zeros_on(&s, [2])?.to_vec()?, vec![0.0, 0.0]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn zeros_on(stream: &Stream, shape: impl IntoShape) -> Result<Tensor<T>> {
+        crate::ops::zeros_on(stream, shape)
+    }
+
+    /// The dimensions, outermost first; empty for a scalar.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// assert_eq!(zeros::<f32>([4, 5])?.shape(), &[4, 5]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of dimensions.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// assert_eq!(zeros::<f32>([4, 5, 6])?.ndim(), 3);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// assert_eq!(zeros::<f32>([4, 5])?.numel(), 20);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The element type's runtime tag.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// assert_eq!(zeros::<half::bf16>([1])?.dtype(), DType::BF16);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+
+    /// The device the data lives on.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// assert!(zeros::<f32>([1])?.device().is_cpu());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Whether `self` and `other` share their data.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let a = zeros::<f32>([1])?;
+    /// assert!(a.shares_data(&a.clone()));
+    /// assert!(!a.shares_data(&zeros::<f32>([1])?));
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn shares_data(&self, other: &Tensor<T>) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// True when the work that writes this tensor has completed. Never blocks.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let t = randn::<f32>([1000])?;
+    /// t.to_vec()?;
+    /// assert!(t.is_ready());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        let m = crate::backend::cpu::machine();
+        m.last_write(&self.storage.log).is_none_or(|p| m.is_complete(p))
+    }
+
+    /// Copies the data to the host, row-major. Waits only for the work that writes this tensor (not for
+    /// unrelated work queued on the same streams). If that work failed, its error comes back. In strict
+    /// mode ([`crate::set_strict`]) an unfinished producer is [`Error::ImplicitSync`] instead of a wait.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let t = full::<f32>([3], 2.5)?;
+    /// assert_eq!(t.to_vec()?, vec![2.5; 3]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn to_vec(&self) -> Result<Vec<T>> {
+        if crate::strict::is_strict() && !self.is_ready() {
+            return Err(Error::ImplicitSync { op: "to_vec" });
+        }
+        crate::ops::read_to_host(self)
+    }
+
+    /// The value of a one-element tensor (such as the result of [`sum`](Tensor::sum)).
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// assert_eq!(ones::<f64>([2, 2])?.sum()?.item()?, 4.0);
+    /// assert!(ones::<f64>([2])?.item().is_err());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn item(&self) -> Result<T> {
+        if self.numel() != 1 {
+            return Err(Error::InvalidArgument {
+                op: "item",
+                reason: format!("the tensor has shape {:?}; only one-element tensors have an item", self.shape()),
+            });
+        }
+        if crate::strict::is_strict() && !self.is_ready() {
+            return Err(Error::ImplicitSync { op: "item" });
+        }
+        Ok(crate::ops::read_to_host(self)?[0])
+    }
+
+    /// The stream implicit ops on this tensor run on: the current stream of its device.
+    pub(crate) fn current_stream(&self) -> Stream {
+        Stream::current(&self.device)
+    }
+}
+
+impl<T: Element> fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor<{}>(shape={:?}, device={})", T::DTYPE, self.shape(), self.device)
+    }
+}

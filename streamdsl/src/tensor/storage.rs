@@ -1,0 +1,92 @@
+//! Device memory of a tensor plus the access log that orders its users across streams.
+
+use std::alloc::{alloc_zeroed, Layout};
+use std::cell::UnsafeCell;
+use std::sync::Mutex;
+
+use crate::device::Device;
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::hazard::AccessLog;
+
+/// A buffer of `T` on the CPU backend.
+///
+/// Its contents are only touched by work that the stream machine ordered through `log` (see
+/// [`crate::hazard`]), or by the host after waiting for the last write; that ordering is what makes the
+/// interior mutability below sound. The buffer is freed when the last `Arc` goes, and every enqueued op
+/// holds an `Arc` to what it uses, so memory is never reused while pending work can still touch it.
+pub(crate) struct Storage<T: Element> {
+    data: UnsafeCell<Vec<T>>,
+    pub(crate) log: Mutex<AccessLog>,
+}
+
+// SAFETY: access to `data` is serialised by the stream machine's dependency tracking (see above).
+unsafe impl<T: Element> Send for Storage<T> {}
+// SAFETY: as above.
+unsafe impl<T: Element> Sync for Storage<T> {}
+
+impl<T: Element> Storage<T> {
+    /// A zero-filled buffer; an allocation that cannot be satisfied is [`Error::OutOfMemory`], not an abort.
+    pub(crate) fn zeroed(device: &Device, len: usize) -> Result<Storage<T>> {
+        let oom = || Error::OutOfMemory { device: device.to_string(), bytes: len.saturating_mul(size_of::<T>()) };
+        let layout = Layout::array::<T>(len).map_err(|_| oom())?;
+        if layout.size() > physical_memory_bytes() {
+            return Err(oom());
+        }
+        let data = if layout.size() == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: non-zero size; every supported element type is a float whose all-zero bit pattern is
+            // +0.0, so zeroed memory is `len` initialised values. The Vec takes ownership with the same
+            // layout it will free with.
+            unsafe {
+                let ptr = alloc_zeroed(layout).cast::<T>();
+                if ptr.is_null() {
+                    return Err(oom());
+                }
+                Vec::from_raw_parts(ptr, len, len)
+            }
+        };
+        Ok(Self::from_vec(data))
+    }
+
+    pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
+        Storage { data: UnsafeCell::new(data), log: Mutex::new(AccessLog::default()) }
+    }
+
+    /// The contents, for work the stream machine ordered after the last write.
+    ///
+    /// # Safety
+    /// No write to this buffer may be running or pending before the caller's point.
+    pub(crate) unsafe fn slice(&self) -> &[T] {
+        // SAFETY: per the contract above.
+        unsafe { (*self.data.get()).as_slice() }
+    }
+
+    /// The contents, mutably, for the one op the stream machine ordered after every earlier access.
+    ///
+    /// # Safety
+    /// No other access to this buffer may be running or pending before the caller's point.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice_mut(&self) -> &mut [T] {
+        // SAFETY: per the contract above.
+        unsafe { (*self.data.get()).as_mut_slice() }
+    }
+}
+
+/// Total physical memory, read once; allocations larger than this fail fast instead of being overcommitted
+/// and killing the process later. `usize::MAX` where it cannot be read.
+fn physical_memory_bytes() -> usize {
+    use std::sync::OnceLock;
+    static TOTAL: OnceLock<usize> = OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+                kib.checked_mul(1024)
+            })
+            .unwrap_or(usize::MAX)
+    })
+}
