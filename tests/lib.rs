@@ -1,0 +1,94 @@
+//! Shared helpers of the integration tests: one test body for every backend, references, gates.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use streamdsl::prelude::*;
+
+/// The CUDA device to test on, or `None` (with a printed reason) where there is none.
+/// `STREAMDSL_REQUIRE_CUDA=1` turns a missing device into a failure, for runs on GPU machines.
+pub fn cuda_or_skip(test: &str) -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(dev) => Some(dev),
+        Err(e) if std::env::var("STREAMDSL_REQUIRE_CUDA").is_ok_and(|v| v == "1") => {
+            panic!("{test}: STREAMDSL_REQUIRE_CUDA=1 but {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped {test} on cuda: {e}");
+            None
+        }
+    }
+}
+
+/// Runs `$body(&Device) -> streamdsl::Result<()>` as `$name::cpu` and `$name::cuda` (skipped without a GPU).
+#[macro_export]
+macro_rules! test_device {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$body(&streamdsl::Device::cpu()).unwrap();
+            }
+            #[test]
+            fn cuda() {
+                if let Some(dev) = $crate::cuda_or_skip(concat!(module_path!(), "::cuda")) {
+                    super::$body(&dev).unwrap();
+                }
+            }
+        }
+    };
+}
+
+/// A latch a host function can block on until the test opens it.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+    pub fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
+}
+
+/// Blocks `stream` until the returned gate is opened.
+pub fn block(stream: &Stream) -> Gate {
+    let gate = Gate::new();
+    let g = gate.clone();
+    stream.launch_host_func(move || g.wait());
+    gate
+}
+
+/// `a · b` in f64 for row-major `m×k` and `k×n`.
+pub fn naive_mm(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for p in 0..k {
+            let x = a[i * k + p];
+            for j in 0..n {
+                c[i * n + j] += x * b[p * n + j];
+            }
+        }
+    }
+    c
+}
+
+/// ‖x − y‖ / ‖y‖.
+pub fn rel_err(x: &[f64], y: &[f64]) -> f64 {
+    assert_eq!(x.len(), y.len());
+    let num: f64 = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum();
+    let den: f64 = y.iter().map(|b| b * b).sum();
+    (num / den).sqrt()
+}
+
+/// Widens a tensor's data to f64.
+pub fn to_f64<T: Element>(t: &Tensor<T>) -> Vec<f64> {
+    t.to_vec().unwrap().into_iter().map(|v| v.to_f64()).collect()
+}

@@ -22,7 +22,7 @@ use crate::scope::StreamGuard;
 /// use streamdsl::prelude::*;
 /// let dev = Device::cpu();
 /// let s = Stream::with_priority(&dev, -1)?;
-/// let x = randn_on::<f32>(&s, [256, 256])?;
+/// let x = ops::randn_on::<f32>(&s, [256, 256])?;
 /// let y = x.mm(&x)?;                  // enqueued on x's device's current stream
 /// s.synchronize()?;
 /// assert!(s.query());

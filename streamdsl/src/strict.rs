@@ -18,11 +18,11 @@ static STRICT: AtomicU8 = AtomicU8::new(UNSET);
 /// use streamdsl::prelude::*;
 /// let s = Stream::new(&Device::cpu())?;
 /// s.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(50)));
-/// let t = ops::zeros_on::<f32>(&s, [4])?;
+/// let t = ops::ones_on::<f32>(&s, [4])?;
 /// streamdsl::set_strict(true);
 /// assert!(matches!(t.to_vec(), Err(Error::ImplicitSync { op: "to_vec" })));
 /// s.synchronize()?;
-/// assert_eq!(t.to_vec()?, vec![0.0; 4]);
+/// assert_eq!(t.to_vec()?, vec![1.0; 4]);
 /// streamdsl::set_strict(false);
 /// # Ok::<(), streamdsl::Error>(())
 /// ```

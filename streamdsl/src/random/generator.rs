@@ -15,9 +15,9 @@ pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
 /// use streamdsl::prelude::*;
 /// let s = Stream::new(&Device::cpu())?;
 /// let g = Generator::new(42);
-/// let a = randn_with_on::<f32>(&s, [3], &g)?.to_vec()?;
+/// let a = ops::randn_with_on::<f32>(&s, [3], &g)?.to_vec()?;
 /// g.manual_seed(42);
-/// let b = randn_with_on::<f32>(&s, [3], &g)?.to_vec()?;
+/// let b = ops::randn_with_on::<f32>(&s, [3], &g)?.to_vec()?;
 /// assert_eq!(a, b);
 /// # Ok::<(), streamdsl::Error>(())
 /// ```

@@ -259,7 +259,7 @@ impl Machine {
                 drop(st);
                 let outcome = match catch_unwind(AssertUnwindSafe(work)) {
                     Ok(r) => r,
-                    Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&panic) }),
+                    Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
                 };
                 st = self.lock();
                 if let Some(q) = st.streams.get_mut(&id) {
