@@ -1,1 +1,151 @@
-fn main() {}
+//! Runtime benchmarks: prints a table for this machine.
+//!
+//! `cargo bench -p streamdsl --bench runtime`
+//!
+//! Each figure is the median of several timed runs after a warm-up, with the reference it is compared
+//! to measured in the same run: `mm` against a direct `gemm` call on the same buffers (no stream
+//! machine), `randn` against a single-threaded Philox + Box–Muller loop.
+
+use std::time::{Duration, Instant};
+
+use streamdsl::prelude::*;
+use streamdsl::random::{philox4x32_10, uniform_f32};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `f` over `reps` runs after one warm-up.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn mm_row(s: &Stream, n: usize, reps: usize) -> Result<()> {
+    let g = Generator::new(n as u64);
+    let a = ops::randn_with_on::<f32>(s, [n, n], &g)?;
+    let b = ops::randn_with_on::<f32>(s, [n, n], &g)?;
+    s.synchronize()?;
+    let ours = time(reps, || {
+        let c = ops::mm_on(s, &a, &b).expect("mm");
+        s.synchronize().expect("sync");
+        drop(c);
+    });
+    let (av, bv) = (a.to_vec()?, b.to_vec()?);
+    let mut cv = vec![0f32; n * n];
+    let threads = rayon::current_num_threads();
+    let direct = time(reps, || unsafe {
+        gemm::gemm(
+            n,
+            n,
+            n,
+            cv.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            av.as_ptr(),
+            1,
+            n as isize,
+            bv.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(threads),
+        )
+    });
+    let flops = 2.0 * (n as f64).powi(3);
+    println!(
+        "| mm f32 {n}x{n}x{n} | {:.1} GFLOP/s | direct gemm call: {:.1} GFLOP/s |",
+        flops / ours / 1e9,
+        flops / direct / 1e9
+    );
+    Ok(())
+}
+
+fn randn_row(s: &Stream) -> Result<()> {
+    let n = 10_000_000;
+    let g = Generator::new(1);
+    let ours = time(7, || {
+        let t = ops::randn_with_on::<f32>(s, [n], &g).expect("randn");
+        s.synchronize().expect("sync");
+        drop(t);
+    });
+    let mut out = vec![0f32; n];
+    let serial = time(3, || {
+        for (i, quad) in out.chunks_mut(4).enumerate() {
+            let b = philox4x32_10([i as u32, 0, 0, 0], [1, 0]);
+            let r0 = (-2.0 * uniform_f32(b[0]).ln()).sqrt();
+            let (s0, c0) = (std::f32::consts::TAU * uniform_f32(b[1])).sin_cos();
+            let r1 = (-2.0 * uniform_f32(b[2]).ln()).sqrt();
+            let (s1, c1) = (std::f32::consts::TAU * uniform_f32(b[3])).sin_cos();
+            quad.copy_from_slice(&[r0 * c0, r0 * s0, r1 * c1, r1 * s1]);
+        }
+        std::hint::black_box(&out);
+    });
+    println!(
+        "| randn f32 10M | {:.0} M numbers/s | single-threaded loop: {:.0} M numbers/s |",
+        n as f64 / ours / 1e6,
+        n as f64 / serial / 1e6
+    );
+    Ok(())
+}
+
+fn enqueue_row(s: &Stream) -> Result<()> {
+    const BATCH: usize = 2_000;
+    let mut per_op = Vec::new();
+    for _ in 0..51 {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            s.launch_host_func(|| {});
+        }
+        per_op.push(t.elapsed().as_secs_f64() / BATCH as f64);
+        s.synchronize()?;
+    }
+    let x = ops::zeros_on::<f32>(s, [4])?;
+    let mut per_tensor_op = Vec::new();
+    for _ in 0..51 {
+        let t = Instant::now();
+        let ys: Vec<_> = (0..BATCH).map(|_| ops::add_scalar_on(s, &x, 1.0).expect("add")).collect();
+        per_tensor_op.push(t.elapsed().as_secs_f64() / BATCH as f64);
+        s.synchronize()?;
+        drop(ys);
+    }
+    println!(
+        "| enqueue an empty op (host cost) | {:.2} µs median | target < 1 µs; a 4-element `add_scalar` (validate + allocate + enqueue): {:.2} µs |",
+        median(per_op) * 1e6,
+        median(per_tensor_op) * 1e6
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let dev = Device::default();
+    let s = Stream::new(&dev)?;
+    println!(
+        "streamdsl runtime benchmarks on {dev} ({} workers, {} rayon threads)",
+        dev.concurrency(),
+        rayon::current_num_threads()
+    );
+    println!();
+    println!("| what | streamdsl | reference, same run |");
+    println!("| --- | --- | --- |");
+    mm_row(&s, 1024, 7)?;
+    mm_row(&s, 2048, 3)?;
+    randn_row(&s)?;
+    enqueue_row(&s)?;
+    let _ = Duration::ZERO;
+    Ok(())
+}

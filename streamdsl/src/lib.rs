@@ -64,8 +64,8 @@ pub mod ops;
 pub mod random;
 mod scope;
 mod shape;
-mod strict;
 mod stream;
+mod strict;
 mod tensor;
 
 pub use device::Device;
@@ -75,8 +75,8 @@ pub use event::Event;
 pub use random::{manual_seed, Generator};
 pub use scope::StreamGuard;
 pub use shape::{IntoShape, MAX_DIMS};
-pub use strict::{is_strict, set_strict};
 pub use stream::Stream;
+pub use strict::{is_strict, set_strict};
 pub use tensor::Tensor;
 
 pub use half;
@@ -90,6 +90,6 @@ pub use half;
 /// ```
 pub mod prelude {
     pub use crate::ops::{self, full, mm, ones, randn, randn_with, zeros};
-    pub use crate::{Device, DType, Element, Error, Event, Generator, Result, Stream, Tensor};
+    pub use crate::{DType, Device, Element, Error, Event, Generator, Result, Stream, Tensor};
     pub use half::{bf16, f16};
 }

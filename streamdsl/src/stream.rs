@@ -343,3 +343,22 @@ impl fmt::Display for Stream {
         fmt::Debug::fmt(self, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceKind;
+
+    #[test]
+    fn operands_on_another_device_are_rejected() {
+        let s = Stream::new(&Device::cpu()).unwrap();
+        let gpu = Device { kind: DeviceKind::Cuda(0) };
+        let e = s.check_same_device("mm", &gpu).unwrap_err();
+        assert!(
+            matches!(&e, Error::DeviceMismatch { op: "mm", expected, found } if expected == "cpu" && found == "cuda:0")
+        );
+        assert_eq!(e.to_string(), "device mismatch in `mm`: the stream is on cpu but an operand is on cuda:0");
+        assert!(matches!(s.wait_event(&Event::new(&gpu)), Err(Error::DeviceMismatch { op: "wait_event", .. })));
+        assert!(matches!(s.record(&Event::new(&gpu)), Err(Error::DeviceMismatch { op: "record", .. })));
+    }
+}

@@ -4,5 +4,5 @@ mod generator;
 mod philox;
 
 pub use generator::{default_generator, manual_seed, Generator};
-pub use philox::{philox4x32_10, uniform_f32, uniform_f64};
 pub(crate) use philox::{counter, key, normals_f32, normals_f64};
+pub use philox::{philox4x32_10, uniform_f32, uniform_f64};

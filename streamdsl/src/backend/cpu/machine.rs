@@ -90,6 +90,8 @@ struct State {
     next_stream: u64,
     tick: u64,
     idle_workers: usize,
+    /// Idle workers already signalled and not yet awake: no need to signal them again.
+    waking: usize,
 }
 
 impl State {
@@ -167,7 +169,9 @@ impl State {
             if q.running {
                 return progressed;
             }
-            let Some(head) = q.queue.front() else { return progressed };
+            let Some(head) = q.queue.front() else {
+                return progressed;
+            };
             match &head.task {
                 Task::Wait(p) => {
                     let p = *p;
@@ -270,7 +274,8 @@ impl Machine {
                         q.poison_from(seq, Arc::new(e), origin);
                     }
                 }
-                if st.idle_workers > 0 {
+                if st.idle_workers > st.waking {
+                    st.waking = st.idle_workers;
                     self.work_ready.notify_all();
                 }
                 self.progress.notify_all();
@@ -278,12 +283,15 @@ impl Machine {
                 st.idle_workers += 1;
                 st = self.work_ready.wait(st).unwrap_or_else(|e| e.into_inner());
                 st.idle_workers -= 1;
+                st.waking = st.waking.saturating_sub(1);
             }
         }
     }
 
-    fn wake_worker(&self, st: &State) {
-        if st.idle_workers > 0 {
+    /// Signals one idle worker, unless one is already on its way (saves a futex wake per enqueue).
+    fn wake_worker(&self, st: &mut State) {
+        if st.idle_workers > st.waking {
+            st.waking += 1;
             self.work_ready.notify_one();
         }
     }
@@ -316,7 +324,7 @@ impl Machine {
         if let Some(q) = st.streams.get_mut(&id) {
             q.released = true;
         }
-        self.wake_worker(&st);
+        self.wake_worker(&mut st);
     }
 
     /// Enqueues `work` on `stream` behind the waits its accesses need, and notes the accesses.
@@ -339,7 +347,7 @@ impl Machine {
         for log in access.writes {
             lock_log(log).note_write(point);
         }
-        self.wake_worker(&st);
+        self.wake_worker(&mut st);
         point
     }
 
@@ -347,7 +355,7 @@ impl Machine {
     pub(crate) fn record(&self, stream: u64, stamp: Option<Arc<OnceLock<Instant>>>) -> Point {
         let mut st = self.lock();
         let p = st.push(stream, Task::Record(stamp));
-        self.wake_worker(&st);
+        self.wake_worker(&mut st);
         p
     }
 
@@ -355,7 +363,7 @@ impl Machine {
     pub(crate) fn wait(&self, stream: u64, p: Point) {
         let mut st = self.lock();
         st.push_wait(stream, p);
-        self.wake_worker(&st);
+        self.wake_worker(&mut st);
     }
 
     /// The point that covers everything submitted to `stream` so far.
@@ -413,7 +421,7 @@ impl Machine {
         let p = q.poison.last_mut().filter(|p| p.until == u64::MAX)?;
         p.until = until;
         let cause = (*p.cause).clone();
-        self.wake_worker(&st);
+        self.wake_worker(&mut st);
         Some(cause)
     }
 }
