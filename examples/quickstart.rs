@@ -10,12 +10,12 @@ fn main() -> Result<()> {
     let (start, end) = (Event::timed(&dev), Event::timed(&dev));
 
     s.record(&start)?;
-    let c = {
-        let _on_s = s.scope(); // like `with torch.cuda.stream(s):`
+    let c = gpu_scope!(stream = s, {
+        // like `with torch.cuda.stream(s):`
         let a = randn::<f32>([10, 5])?;
         let b = randn::<f32>([5, 10])?;
         mm(&a, &b)? // enqueued on `s`; returns at once
-    };
+    });
     s.record(&end)?;
     s.synchronize()?;
 

@@ -9,12 +9,11 @@
 //!
 //! let dev = Device::default();                  // the CPU backend where no GPU is present
 //! let s = Stream::with_priority(&dev, -1)?;      // torch.Stream(device, priority=-1)
-//! let c = {
-//!     let _on_s = s.scope();                     // `with torch.cuda.stream(s):`
+//! let c = gpu_scope!(stream = s, {              // `with torch.cuda.stream(s):`
 //!     let a = randn::<f32>([64, 32])?;
 //!     let b = randn::<f32>([32, 64])?;
 //!     mm(&a, &b)?                                // enqueued on `s`, returns at once
-//! };
+//! });
 //! s.synchronize()?;
 //! assert_eq!(c.shape(), &[64, 64]);
 //! println!("{:?}", c.to_vec()?.len());          // to_vec waits only for the work that produces `c`
@@ -26,7 +25,7 @@
 //! | torch | streamdsl |
 //! | --- | --- |
 //! | `torch.Stream(device, priority=p)` | [`Stream::new`], [`Stream::with_priority`] (p ≤ 0; lower runs first) |
-//! | `with stream:` | [`Stream::scope`] (and the `gpu_scope!` macro) |
+//! | `with stream:` | [`gpu_scope!`], or the [`Stream::scope`] guard in code without the macro |
 //! | `query()`, `synchronize()` | [`Stream::query`], [`Stream::synchronize`] |
 //! | `record_event()`, `wait_event(e)`, `wait_stream(s)` | [`Stream::record_event`], [`Stream::wait_event`], [`Stream::wait_stream`] |
 //! | `torch.Event(enable_timing=True)`, `elapsed_time` | [`Event::timed`], [`Event::elapsed_time`] (a `Duration`) |
@@ -61,6 +60,11 @@ mod error;
 mod event;
 mod hazard;
 pub mod ops;
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::private::*;
+}
+mod private;
 pub mod random;
 mod scope;
 mod shape;
@@ -80,6 +84,7 @@ pub use strict::{is_strict, set_strict};
 pub use tensor::Tensor;
 
 pub use half;
+pub use streamdsl_macros::gpu_scope;
 
 /// Everything a stream-scoped program needs: `use streamdsl::prelude::*;`.
 ///
@@ -89,6 +94,7 @@ pub use half;
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub mod prelude {
+    pub use crate::gpu_scope;
     pub use crate::ops::{self, full, mm, ones, randn, randn_with, zeros};
     pub use crate::{DType, Device, Element, Error, Event, Generator, Result, Stream, Tensor};
     pub use half::{bf16, f16};

@@ -168,6 +168,20 @@ impl<T: Element> Tensor<T> {
         m.last_write(&self.storage.log).is_none_or(|p| m.is_complete(p))
     }
 
+    /// The [`id`](Stream::id) of the stream that enqueued the last write to this tensor, if any work wrote
+    /// it (tensors made by `from_vec` or `zeros` have none). A debugging aid for checking where ops ran.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let s = Stream::new(&Device::cpu())?;
+    /// let t = ops::ones_on::<f32>(&s, [2])?;
+    /// assert_eq!(t.producer_stream_id(), Some(s.id()));
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn producer_stream_id(&self) -> Option<u64> {
+        crate::backend::cpu::machine().last_write(&self.storage.log).map(|p| p.stream)
+    }
+
     /// Copies the data to the host, row-major. Waits only for the work that writes this tensor (not for
     /// unrelated work queued on the same streams). If that work failed, its error comes back. In strict
     /// mode ([`crate::set_strict`]) an unfinished producer is [`Error::ImplicitSync`] instead of a wait.
