@@ -18,20 +18,18 @@ pub fn gpu_scope(input: TokenStream) -> TokenStream {
     match validate(raw) {
         Validated::Ok(scope) => {
             let stream = stream_ident();
-            let owner = syn::Ident::new("__streamdsl_owner", proc_macro2::Span::mixed_site());
             let guard = syn::Ident::new("__streamdsl_guard", proc_macro2::Span::mixed_site());
             let mut block = scope.block;
             Rewriter { stream: stream.clone() }.visit_block_mut(&mut block);
             let stmts = &block.stmts;
             let expr = &scope.stream;
-            // `as_stream` at the expression's span: a non-stream is reported there.
-            let as_stream = quote_spanned!(expr.span()=> ::streamdsl::__private::as_stream(#owner));
-            // `match &(EXPR)` evaluates EXPR once, keeps temporaries alive for the whole block and borrows a
-            // named stream for it, so moving or dropping that stream inside is a borrow error.
+            // `as_stream` at the expression's span, so a non-stream is reported there. As a `match`
+            // scrutinee, EXPR is evaluated once, its temporaries live for the whole block, and a named
+            // stream stays borrowed for it, so moving or dropping that stream inside is a borrow error.
+            let as_stream = quote_spanned!(expr.span()=> ::streamdsl::__private::as_stream(&(#expr)));
             quote! {
-                match &(#expr) {
-                    #owner => {
-                        let #stream: &::streamdsl::Stream = #as_stream;
+                match #as_stream {
+                    #stream => {
                         let #guard = ::streamdsl::__private::enter(#stream);
                         #(#stmts)*
                     }
@@ -42,9 +40,78 @@ pub fn gpu_scope(input: TokenStream) -> TokenStream {
             let errors = errors.iter().map(syn::Error::to_compile_error);
             // Emit the user's block anyway, so one mistake in the header gives one error, not a cascade.
             match block {
-                Some(block) => quote! { { #(#errors)* #block } },
+                Some(block) => {
+                    let stmts = &block.stmts;
+                    quote! { { #(#errors)* #(#stmts)* } }
+                }
                 None => quote! { { #(#errors)* } },
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod snapshots {
+    //! The formatted expansion of representative blocks, so a change to the generated code shows in review.
+    //! Update with `INSTA_UPDATE=always cargo test -p streamdsl-macros` and read the diff.
+
+    use quote::quote;
+
+    fn expand(input: proc_macro2::TokenStream) -> String {
+        let body = super::gpu_scope(input);
+        let file: syn::File = syn::parse2(quote!(fn expansion() { #body })).expect("the expansion parses");
+        prettyplease::unparse(&file)
+    }
+
+    #[test]
+    fn free_functions_become_explicit() {
+        insta::assert_snapshot!(expand(quote!(stream = s, {
+            let a = randn::<f32>([10, 5])?;
+            let b = randn::<f32>([5, 10])?;
+            mm(&a, &b)?
+        })));
+    }
+
+    #[test]
+    fn tensor_methods_become_explicit() {
+        insta::assert_snapshot!(expand(quote!(stream = &streams[i], {
+            let h = x.mm(&y)?.to_dtype::<f16>()?;
+            x.fill_(0.0)?;
+            let m = x.add_scalar(1.0)?.mean()?;
+            (h, m)
+        })));
+    }
+
+    #[test]
+    fn shared_names_qualified_paths_and_closures_are_left_alone() {
+        insta::assert_snapshot!(expand(quote!(stream = s, {
+            let total = a.add(&b)?.sum()?;
+            let sum: f32 = values.iter().sum();
+            let mine = crate::mm(2, 3);
+            let later = || zeros::<f32>([2]);
+            let inner = gpu_scope!(stream = t, { ones::<f32>([1])? });
+            (total, sum, mine, later, inner)
+        })));
+    }
+
+    #[test]
+    fn errors_keep_the_block() {
+        insta::assert_snapshot!(expand(quote!(steam = s, { zeros::<f32>([2]) })));
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        for input in [
+            quote!(),
+            quote!(,),
+            quote!(stream),
+            quote!(stream =),
+            quote!(= s),
+            quote!({} {}),
+            quote!(stream = s, {}, {}),
+        ] {
+            let out = super::gpu_scope(input).to_string();
+            assert!(out.contains("compile_error"), "{out}");
         }
     }
 }

@@ -30,10 +30,12 @@ pub fn validate(raw: RawScope) -> Validated {
     for arg in raw.args {
         let name = arg.key.to_string();
         if let Some(span) = arg.bare_span {
-            errors.push(syn::Error::new(
-                span,
-                format!("expected `stream = <expr>`: name the argument, as in `{SYNTAX}`"),
-            ));
+            let message = if stream.is_some() || missing_value {
+                format!("expected a block `{{ ... }}` after the stream: wrap this code in braces, as in `{SYNTAX}`")
+            } else {
+                format!("expected `stream = <expr>`: name the argument, as in `{SYNTAX}`")
+            };
+            errors.push(syn::Error::new(span, message));
             missing_value = true;
             continue;
         }
@@ -63,7 +65,9 @@ pub fn validate(raw: RawScope) -> Validated {
         stream = Some((arg.key.span(), value));
     }
     let Some(block) = raw.block else {
-        errors.push(syn::Error::new(raw.whole, format!("expected a block after the stream: `{SYNTAX}`")));
+        if errors.is_empty() {
+            errors.push(syn::Error::new(raw.whole, format!("expected a block after the stream: `{SYNTAX}`")));
+        }
         return Validated::Err { errors, block: None };
     };
     if let Some(trailing) = raw.trailing {

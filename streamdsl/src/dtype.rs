@@ -99,33 +99,90 @@ pub trait Element:
     fn to_f32(self) -> f32;
 }
 
-macro_rules! float_element {
-    ($t:ty, $tag:ident, $zero:expr, $one:expr, $from64:expr, $to64:expr, $from32:expr, $to32:expr) => {
-        impl Element for $t {
-            const DTYPE: DType = DType::$tag;
-            const ZERO: Self = $zero;
-            const ONE: Self = $one;
-            #[inline]
-            fn from_f64(v: f64) -> Self {
-                ($from64)(v)
-            }
-            #[inline]
-            fn to_f64(self) -> f64 {
-                ($to64)(self)
-            }
-            #[inline]
-            fn from_f32(v: f32) -> Self {
-                ($from32)(v)
-            }
-            #[inline]
-            fn to_f32(self) -> f32 {
-                ($to32)(self)
-            }
-        }
-    };
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
 }
 
-float_element!(f32, F32, 0.0, 1.0, |v: f64| v as f32, |v: f32| v as f64, |v: f32| v, |v: f32| v);
-float_element!(f64, F64, 0.0, 1.0, |v: f64| v, |v: f64| v, |v: f32| v as f64, |v: f64| v as f32);
-float_element!(f16, F16, f16::ZERO, f16::ONE, f16::from_f64, f16::to_f64, f16::from_f32, f16::to_f32);
-float_element!(bf16, BF16, bf16::ZERO, bf16::ONE, bf16::from_f64, bf16::to_f64, bf16::from_f32, bf16::to_f32);
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v as f64
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+    const ZERO: Self = f16::ZERO;
+    const ONE: Self = f16::ONE;
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+impl Element for bf16 {
+    const DTYPE: DType = DType::BF16;
+    const ZERO: Self = bf16::ZERO;
+    const ONE: Self = bf16::ONE;
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        bf16::to_f64(self)
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+}

@@ -30,7 +30,7 @@ pub(crate) use storage::Storage;
 /// assert_eq!((&b + &a)?.sum()?.item()?, 64.0);
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
-pub struct Tensor<T: Element> {
+pub struct Tensor<T> {
     pub(crate) storage: Arc<Storage<T>>,
     shape: Arc<[usize]>,
     device: Device,

@@ -15,7 +15,7 @@ use crate::hazard::AccessLog;
 /// [`crate::hazard`]), or by the host after waiting for the last write; that ordering is what makes the
 /// interior mutability below sound. The buffer is freed when the last `Arc` goes, and every enqueued op
 /// holds an `Arc` to what it uses, so memory is never reused while pending work can still touch it.
-pub(crate) struct Storage<T: Element> {
+pub(crate) struct Storage<T> {
     data: UnsafeCell<Vec<T>>,
     pub(crate) log: Mutex<AccessLog>,
 }

@@ -1,0 +1,10 @@
+use streamdsl::prelude::*;
+
+fn main() -> Result<()> {
+    let s = Stream::new(&Device::cpu())?;
+    let _c = gpu_scope!(stream = s, {
+        let a = randn::<f32>([4, 4])?;
+        mm(&a, &[1.0f32; 16])?
+    });
+    Ok(())
+}
