@@ -1,2 +1,30 @@
 //! CUDA C sources of streamdsl's kernels, embedded as strings so the runtime can JIT-compile them with
-//! NVRTC and so this crate packages on its own.
+//! NVRTC for the device's exact architecture, and so this crate packages on its own.
+//!
+//! Each `.cu` file is specialised by defines that the runtime prepends (element types, tile sizes); the
+//! headers are resolved by name through [`HEADERS`] (the runtime inlines them). The sources need no CUDA
+//! headers: 16-bit types are storage structs converted with PTX `cvt`, tensor cores are used through
+//! inline-PTX `mma.sync`, so NVRTC alone compiles them.
+//!
+//! ```
+//! assert!(streamdsl_kernels::MM.contains("mm_tiled"));
+//! assert!(streamdsl_kernels::HEADERS.iter().any(|(name, _)| *name == "philox.cuh"));
+//! ```
+
+/// Element conversions and the grid-stride loop shared by every kernel.
+pub const COMMON: &str = include_str!("cuda/common.cuh");
+/// Philox4x32-10 and the uniform mapping, bit-compatible with the CPU backend.
+pub const PHILOX: &str = include_str!("cuda/philox.cuh");
+/// `randn` (Box–Muller over Philox) and `philox_bits`.
+pub const RANDN: &str = include_str!("cuda/randn.cu");
+/// `binary_same`, `binary_broadcast`, `scalar_op`, `fill`, `copy`.
+pub const ELEMENTWISE: &str = include_str!("cuda/elementwise.cu");
+/// `convert` between element types.
+pub const CONVERT: &str = include_str!("cuda/convert.cu");
+/// Deterministic two-pass `sum_partial` / `sum_final`.
+pub const REDUCE: &str = include_str!("cuda/reduce.cu");
+/// `mm_tiled` (f32/f64, register-blocked) and `mm_mma` (f16/bf16 on tensor cores, f32 accumulation).
+pub const MM: &str = include_str!("cuda/mm.cu");
+
+/// The headers the sources include, by the name they are included as.
+pub const HEADERS: &[(&str, &str)] = &[("common.cuh", COMMON), ("philox.cuh", PHILOX)];

@@ -109,6 +109,32 @@ pub enum Error {
         /// Which piece is missing.
         reason: String,
     },
+    /// No usable NVRTC library was found.
+    #[error("NVRTC is not available: {reason}")]
+    NvrtcUnavailable {
+        /// Where the search looked, or why the library found could not be used.
+        reason: String,
+    },
+    /// NVRTC rejected a kernel.
+    #[error("compiling kernel `{kernel}` for {arch} failed{}:\n{log}", line.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    Compile {
+        /// The kernel specialisation, e.g. `mm_tiled.f32.128x128x8.8x8`.
+        kernel: String,
+        /// The target, e.g. `sm_90`.
+        arch: String,
+        /// NVRTC's log.
+        log: String,
+        /// The first offending source line, `file:line: text`, when the log names one.
+        line: Option<String>,
+    },
+    /// A file system operation failed.
+    #[error("{what}: {message}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's message.
+        message: String,
+    },
     /// Strict mode forbids the implicit synchronisation this call would need.
     #[error("`{op}` would implicitly synchronise with unfinished work (strict mode): synchronize the stream first")]
     ImplicitSync {

@@ -59,6 +59,7 @@ mod dtype;
 mod error;
 mod event;
 mod hazard;
+pub mod jit;
 pub mod ops;
 #[doc(hidden)]
 pub mod __private {

@@ -4,6 +4,7 @@
 //! and the [`cpu::Machine`] API; no backend type leaks into the public API.
 
 pub(crate) mod cpu;
+pub(crate) mod cuda;
 
 use crate::error::Result;
 

@@ -1,0 +1,5 @@
+//! The CUDA backend: thin wrappers over `cudarc` (loaded dynamically, so binaries start without CUDA).
+//!
+//! This is the only module that names cudarc types; everything above it sees plain Rust values.
+
+pub(crate) mod nvrtc;

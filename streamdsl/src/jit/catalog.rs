@@ -1,0 +1,204 @@
+//! The built-in kernel specialisations: which `.cu` file, with which defines, for which dtype and tiles.
+
+use std::fmt;
+
+use crate::dtype::DType;
+
+/// One specialisation of a kernel source: what NVRTC compiles into one module.
+///
+/// ```
+/// use streamdsl::{jit::KernelSpec, DType};
+/// let spec = KernelSpec::randn(DType::BF16);
+/// assert_eq!(spec.name(), "randn.bf16");
+/// assert!(spec.source().starts_with("#define OUT_T bf16_t"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSpec {
+    name: String,
+    file: &'static str,
+    text: &'static str,
+    defines: Vec<(String, String)>,
+    entry_points: &'static [&'static str],
+}
+
+/// Tile parameters of the SIMT `mm_tiled` kernel: block tile `bm × bn × bk`, per-thread `tm × tn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MmTile {
+    /// Rows of C per block.
+    pub bm: u32,
+    /// Columns of C per block.
+    pub bn: u32,
+    /// Depth of one shared-memory stage.
+    pub bk: u32,
+    /// Rows per thread.
+    pub tm: u32,
+    /// Columns per thread.
+    pub tn: u32,
+}
+
+impl MmTile {
+    /// Large tiles for big f32 products.
+    pub const LARGE: MmTile = MmTile { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+    /// Small tiles: small products (more blocks) and f64 (register pressure).
+    pub const SMALL: MmTile = MmTile { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 };
+
+    /// Threads per block.
+    pub fn threads(&self) -> u32 {
+        (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// The tile used for an `m × n` output of `dtype` (f16/bf16 use tensor cores, not these tiles).
+    ///
+    /// ```
+    /// use streamdsl::{jit::MmTile, DType};
+    /// assert_eq!(MmTile::for_shape(DType::F32, 4096, 4096), MmTile::LARGE);
+    /// assert_eq!(MmTile::for_shape(DType::F32, 100, 100), MmTile::SMALL);
+    /// assert_eq!(MmTile::for_shape(DType::F64, 4096, 4096), MmTile::SMALL);
+    /// ```
+    pub fn for_shape(dtype: DType, m: usize, n: usize) -> MmTile {
+        // Large tiles need enough blocks to fill the device (~132 SMs on an H100).
+        if dtype == DType::F32 && m.div_ceil(128) * n.div_ceil(128) >= 128 {
+            MmTile::LARGE
+        } else {
+            MmTile::SMALL
+        }
+    }
+}
+
+impl fmt::Display for MmTile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}.{}x{}", self.bm, self.bn, self.bk, self.tm, self.tn)
+    }
+}
+
+/// The CUDA C name of an element type.
+pub fn cuda_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::F16 => "f16_t",
+        DType::BF16 => "bf16_t",
+    }
+}
+
+const ALL: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
+
+/// Threads per block of the reduction kernels.
+pub const REDUCE_BLOCK: u32 = 256;
+
+impl KernelSpec {
+    fn new(
+        name: String,
+        file: &'static str,
+        text: &'static str,
+        defines: Vec<(&str, String)>,
+        entry_points: &'static [&'static str],
+    ) -> Self {
+        let defines = defines.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        KernelSpec { name, file, text, defines, entry_points }
+    }
+
+    /// `randn` and `philox_bits` writing `dtype`.
+    pub fn randn(dtype: DType) -> KernelSpec {
+        let wide = if dtype == DType::F64 { "1" } else { "0" };
+        let defines = vec![("OUT_T", cuda_type(dtype).to_string()), ("WIDE", wide.to_string())];
+        Self::new(format!("randn.{dtype}"), "randn.cu", streamdsl_kernels::RANDN, defines, &["randn", "philox_bits"])
+    }
+
+    /// The elementwise kernels of `dtype`.
+    pub fn elementwise(dtype: DType) -> KernelSpec {
+        Self::new(
+            format!("elementwise.{dtype}"),
+            "elementwise.cu",
+            streamdsl_kernels::ELEMENTWISE,
+            vec![("T", cuda_type(dtype).to_string())],
+            &["binary_same", "binary_broadcast", "scalar_op", "fill", "copy"],
+        )
+    }
+
+    /// Conversion from `from` to `to`.
+    pub fn convert(from: DType, to: DType) -> KernelSpec {
+        Self::new(
+            format!("convert.{from}.{to}"),
+            "convert.cu",
+            streamdsl_kernels::CONVERT,
+            vec![("IN_T", cuda_type(from).to_string()), ("OUT_T", cuda_type(to).to_string())],
+            &["convert"],
+        )
+    }
+
+    /// The two-pass sum of `dtype`.
+    pub fn reduce(dtype: DType) -> KernelSpec {
+        Self::new(
+            format!("reduce.{dtype}"),
+            "reduce.cu",
+            streamdsl_kernels::REDUCE,
+            vec![("T", cuda_type(dtype).to_string()), ("BLOCK", REDUCE_BLOCK.to_string())],
+            &["sum_partial", "sum_final"],
+        )
+    }
+
+    /// The matrix product of `dtype`: `mm_tiled` with `tile` for f32/f64, `mm_mma` (tensor cores) for f16/bf16.
+    pub fn mm(dtype: DType, tile: MmTile) -> KernelSpec {
+        let t = cuda_type(dtype).to_string();
+        match dtype {
+            DType::F16 | DType::BF16 => {
+                let defines = vec![("T", t), ("MMA", "1".into()), ("MMA_AB", format!("\"{dtype}\""))];
+                Self::new(format!("mm_mma.{dtype}"), "mm.cu", streamdsl_kernels::MM, defines, &["mm_mma"])
+            }
+            DType::F32 | DType::F64 => {
+                let defines = vec![
+                    ("T", t.clone()),
+                    ("ACC", t),
+                    ("BM", tile.bm.to_string()),
+                    ("BN", tile.bn.to_string()),
+                    ("BK", tile.bk.to_string()),
+                    ("TM", tile.tm.to_string()),
+                    ("TN", tile.tn.to_string()),
+                ];
+                Self::new(format!("mm_tiled.{dtype}.{tile}"), "mm.cu", streamdsl_kernels::MM, defines, &["mm_tiled"])
+            }
+        }
+    }
+
+    /// A readable unique name, e.g. `mm_tiled.f32.128x128x8.8x8`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `.cu` file it comes from.
+    pub fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The functions the compiled module exports.
+    pub fn entry_points(&self) -> &'static [&'static str] {
+        self.entry_points
+    }
+
+    /// The full source NVRTC compiles: the defines, then the file with our headers inlined.
+    pub fn source(&self) -> String {
+        super::source::assemble(&self.defines, self.text)
+    }
+}
+
+/// Every built-in specialisation, what `streamdsl precompile` compiles.
+///
+/// ```
+/// let all = streamdsl::jit::catalog();
+/// assert!(all.iter().any(|k| k.name() == "mm_mma.bf16"));
+/// assert_eq!(all.len(), 29);
+/// ```
+pub fn catalog() -> Vec<KernelSpec> {
+    let mut out = Vec::new();
+    out.extend(ALL.iter().map(|&d| KernelSpec::randn(d)));
+    out.extend(ALL.iter().map(|&d| KernelSpec::elementwise(d)));
+    out.extend(ALL.iter().flat_map(|&a| ALL.iter().filter(move |&&b| b != a).map(move |&b| KernelSpec::convert(a, b))));
+    out.extend(ALL.iter().map(|&d| KernelSpec::reduce(d)));
+    out.push(KernelSpec::mm(DType::F32, MmTile::LARGE));
+    out.push(KernelSpec::mm(DType::F32, MmTile::SMALL));
+    out.push(KernelSpec::mm(DType::F64, MmTile::SMALL));
+    out.push(KernelSpec::mm(DType::F16, MmTile::SMALL));
+    out.push(KernelSpec::mm(DType::BF16, MmTile::SMALL));
+    out
+}
