@@ -50,10 +50,20 @@ impl Device {
     /// }
     /// ```
     pub fn cuda(ordinal: usize) -> Result<Device> {
-        let _ = ordinal;
-        Err(Error::CudaUnavailable {
-            reason: "this build of streamdsl has no CUDA backend yet; use Device::cpu()".into(),
-        })
+        let unavailable = |reason: String| Error::CudaUnavailable { reason };
+        let driver = crate::backend::cuda::driver::probe().map_err(unavailable)?;
+        let Some(gpu) = driver.devices.get(ordinal) else {
+            return Err(unavailable(format!(
+                "there is no CUDA device {ordinal}: the driver (CUDA {}.{}) reports {} device(s)",
+                driver.version / 1000,
+                driver.version % 1000 / 10,
+                driver.devices.len()
+            )));
+        };
+        Err(unavailable(format!(
+            "found {} (sm_{}{}), but this build's CUDA backend cannot run streams on it yet; use Device::cpu()",
+            gpu.name, gpu.compute_capability.0, gpu.compute_capability.1
+        )))
     }
 
     /// The device named by `STREAMDSL_DEVICE`, or the best one present when it is unset.
@@ -122,6 +132,45 @@ impl Device {
     /// ```
     pub fn concurrency(&self) -> usize {
         crate::backend::cpu::machine().worker_count()
+    }
+}
+
+/// A CUDA device as the driver reports it (see [`Device::cuda_devices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaDeviceInfo {
+    /// The ordinal, as in `Device::cuda(ordinal)` and `cuda:N`.
+    pub ordinal: usize,
+    /// The marketing name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// `(major, minor)`, e.g. `(9, 0)` for sm_90.
+    pub compute_capability: (u32, u32),
+    /// Total device memory in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Device {
+    /// The CUDA driver's version (`"13.0"`) and its devices, or why there is no usable driver.
+    ///
+    /// ```
+    /// match streamdsl::Device::cuda_devices() {
+    ///     Ok((driver, gpus)) => println!("CUDA {driver}: {} device(s)", gpus.len()),
+    ///     Err(e) => println!("{e}"),
+    /// }
+    /// ```
+    pub fn cuda_devices() -> Result<(String, Vec<CudaDeviceInfo>)> {
+        let driver = crate::backend::cuda::driver::probe().map_err(|reason| Error::CudaUnavailable { reason })?;
+        let version = format!("{}.{}", driver.version / 1000, driver.version % 1000 / 10);
+        let devices = driver
+            .devices
+            .into_iter()
+            .map(|g| CudaDeviceInfo {
+                ordinal: g.ordinal,
+                name: g.name,
+                compute_capability: g.compute_capability,
+                memory_bytes: g.memory_bytes,
+            })
+            .collect();
+        Ok((version, devices))
     }
 }
 

@@ -73,7 +73,7 @@ mod stream;
 mod strict;
 mod tensor;
 
-pub use device::Device;
+pub use device::{CudaDeviceInfo, Device};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use event::Event;

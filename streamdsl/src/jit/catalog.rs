@@ -1,5 +1,6 @@
 //! The built-in kernel specialisations: which `.cu` file, with which defines, for which dtype and tiles.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::dtype::DType;
@@ -15,10 +16,10 @@ use crate::dtype::DType;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelSpec {
     name: String,
-    file: &'static str,
-    text: &'static str,
+    file: Cow<'static, str>,
+    text: Cow<'static, str>,
     defines: Vec<(String, String)>,
-    entry_points: &'static [&'static str],
+    entry_points: Vec<String>,
 }
 
 /// Tile parameters of the SIMT `mm_tiled` kernel: block tile `bm × bn × bk`, per-thread `tm × tn`.
@@ -92,10 +93,35 @@ impl KernelSpec {
         file: &'static str,
         text: &'static str,
         defines: Vec<(&str, String)>,
-        entry_points: &'static [&'static str],
+        entry_points: &[&str],
     ) -> Self {
-        let defines = defines.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        KernelSpec { name, file, text, defines, entry_points }
+        KernelSpec {
+            name,
+            file: file.into(),
+            text: text.into(),
+            defines: defines.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            entry_points: entry_points.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// A kernel of your own: CUDA C `source` (which may include `common.cuh` and `philox.cuh`), compiled
+    /// and cached like the built-in ones. `entry_points` are its `extern "C" __global__` functions.
+    ///
+    /// ```
+    /// use streamdsl::jit::KernelSpec;
+    /// let src = r#"#include "common.cuh"
+    /// extern "C" __global__ void scale(float* x, u64 n) { FOR_EACH_INDEX(i, n) x[i] *= 2.0f; }"#;
+    /// let spec = KernelSpec::custom("scale", src, &["scale"]);
+    /// assert!(spec.source().contains("typedef unsigned long long u64;"));
+    /// ```
+    pub fn custom(name: &str, source: impl Into<String>, entry_points: &[&str]) -> KernelSpec {
+        KernelSpec {
+            name: name.to_string(),
+            file: format!("{name}.cu").into(),
+            text: Cow::Owned(source.into()),
+            defines: Vec::new(),
+            entry_points: entry_points.iter().map(|e| e.to_string()).collect(),
+        }
     }
 
     /// `randn` and `philox_bits` writing `dtype`.
@@ -167,18 +193,18 @@ impl KernelSpec {
     }
 
     /// The `.cu` file it comes from.
-    pub fn file(&self) -> &'static str {
-        self.file
+    pub fn file(&self) -> &str {
+        &self.file
     }
 
     /// The functions the compiled module exports.
-    pub fn entry_points(&self) -> &'static [&'static str] {
-        self.entry_points
+    pub fn entry_points(&self) -> &[String] {
+        &self.entry_points
     }
 
     /// The full source NVRTC compiles: the defines, then the file with our headers inlined.
     pub fn source(&self) -> String {
-        super::source::assemble(&self.defines, self.text)
+        super::source::assemble(&self.defines, &self.text)
     }
 }
 

@@ -96,7 +96,7 @@ fn candidates() -> Vec<PathBuf> {
         }
     }
     let mut roots: Vec<PathBuf> =
-        ["CUDA_PATH", "CUDA_HOME"].iter().filter_map(|v| std::env::var_os(v)).map(PathBuf::from).collect();
+        ["CUDA_PATH", "CUDA_HOME"].iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
     roots.push("/usr/local/cuda".into());
     for root in roots {
         for lib in ["lib64", "lib", "targets/x86_64-linux/lib"] {

@@ -2,4 +2,5 @@
 //!
 //! This is the only module that names cudarc types; everything above it sees plain Rust values.
 
+pub(crate) mod driver;
 pub(crate) mod nvrtc;
