@@ -1,9 +1,17 @@
 //! Deliberately conflicting multi-stream programs: safe code must not race.
+//!
+//! Every test here also runs the vector-clock race checker (`set_sanitize`), which fails an op whose accesses
+//! the tracker's waits leave unordered; the results are checked as values too.
 
 use std::time::Duration;
 
 use streamdsl::prelude::*;
 use streamdsl_tests::{block, test_device};
+
+/// `test_device!` bodies call this first: the race checker is on for this whole test binary.
+fn sanitized() {
+    streamdsl::set_sanitize(true);
+}
 
 fn sleep_on(s: &Stream, ms: u64) {
     s.launch_host_func(move || std::thread::sleep(Duration::from_millis(ms)));
@@ -11,6 +19,7 @@ fn sleep_on(s: &Stream, ms: u64) {
 
 /// Read after write: a read on another stream waits for the write.
 fn read_waits_for_foreign_write(dev: &Device) -> Result<()> {
+    sanitized();
     let (a, b) = (Stream::new(dev)?, Stream::new(dev)?);
     let x = ops::zeros_on::<f32>(&a, [1024])?;
     sleep_on(&a, 50);
@@ -23,6 +32,7 @@ test_device!(raw, read_waits_for_foreign_write);
 
 /// Write after read: a write on another stream waits for an earlier read.
 fn write_waits_for_foreign_read(dev: &Device) -> Result<()> {
+    sanitized();
     let (a, b) = (Stream::new(dev)?, Stream::new(dev)?);
     let x = ops::full_on(&a, [1024], 3.0f64)?;
     a.synchronize()?;
@@ -37,6 +47,7 @@ test_device!(war, write_waits_for_foreign_read);
 
 /// A write waits for *every* earlier reader, not only the most recent one (cudarc keeps one read event).
 fn write_waits_for_all_readers(dev: &Device) -> Result<()> {
+    sanitized();
     let (a, b, c) = (Stream::new(dev)?, Stream::new(dev)?, Stream::new(dev)?);
     let x = ops::full_on(&a, [4096], 5.0f32)?;
     a.synchronize()?;
@@ -53,6 +64,7 @@ test_device!(many_readers, write_waits_for_all_readers);
 
 /// Write after write on two streams keeps program order.
 fn writes_keep_program_order(dev: &Device) -> Result<()> {
+    sanitized();
     let (a, b) = (Stream::new(dev)?, Stream::new(dev)?);
     let x = ops::zeros_on::<f32>(&a, [256])?;
     sleep_on(&a, 40);
@@ -65,6 +77,7 @@ test_device!(waw, writes_keep_program_order);
 
 /// Buffers stay alive while pending work uses them, even when every handle is dropped.
 fn storage_outlives_its_handles(dev: &Device) -> Result<()> {
+    sanitized();
     let (a, b) = (Stream::new(dev)?, Stream::new(dev)?);
     let gate = block(&a);
     let y = {
@@ -82,6 +95,7 @@ test_device!(lifetime, storage_outlives_its_handles);
 
 /// `to_vec` waits for the producer only, not for unrelated work queued after it on the same stream.
 fn to_vec_waits_only_for_the_producer(dev: &Device) -> Result<()> {
+    sanitized();
     let s = Stream::new(dev)?;
     let x = ops::full_on(&s, [8], 1.5f32)?;
     let gate = block(&s); // unrelated work after the producer
@@ -117,6 +131,7 @@ fn program(seed: u64, streams: &[Stream]) -> Result<Vec<Vec<f32>>> {
 
 #[test]
 fn stress_16_threads_8_streams_equals_sequential() {
+    sanitized();
     let dev = Device::cpu();
     let sequential: Vec<_> = (0..16u64)
         .map(|t| {

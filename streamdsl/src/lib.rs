@@ -77,6 +77,7 @@ pub use device::{CudaDeviceInfo, Device};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use event::Event;
+pub use hazard::set_sanitize;
 pub use random::{manual_seed, Generator};
 pub use scope::StreamGuard;
 pub use shape::{IntoShape, MAX_DIMS};

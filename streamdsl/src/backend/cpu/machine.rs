@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::backend::{Point, Work};
 use crate::error::{Error, Result};
+use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
 
 /// The range of priorities a CPU stream can have, as on CUDA devices: 0 is the default (lowest), -5 the
@@ -92,6 +93,8 @@ struct State {
     idle_workers: usize,
     /// Idle workers already signalled and not yet awake: no need to signal them again.
     waking: usize,
+    /// The vector-clock race checker, when switched on.
+    sanitizer: Option<Sanitizer>,
 }
 
 impl State {
@@ -114,7 +117,15 @@ impl State {
 
     /// Enqueues a wait unless the stream already waited for this point or a later one of that stream.
     fn push_wait(&mut self, stream: u64, p: Point) {
-        if p.stream == stream || self.is_complete(p) && self.poisoned(p).is_none() {
+        if p.stream == stream {
+            return;
+        }
+        if self.is_complete(p) && self.poisoned(p).is_none() {
+            // Already complete: everything enqueued from now on comes after it without a queue entry.
+            let next = self.streams.get(&stream).map_or(1, |q| q.submitted + 1);
+            if let Some(s) = &mut self.sanitizer {
+                s.wait_at(Point { stream, seq: next }, p);
+            }
             return;
         }
         let q = self.streams.get_mut(&stream).expect("live stream");
@@ -123,7 +134,19 @@ impl State {
             return;
         }
         *seen = p.seq;
-        self.push(stream, Task::Wait(p));
+        let at = self.push(stream, Task::Wait(p));
+        if let Some(s) = &mut self.sanitizer {
+            s.wait_at(at, p);
+        }
+    }
+
+    /// With the race checker on, checks the accesses of the op at `point`; the first race, if any.
+    fn check_races(&mut self, point: Point, access: &Access<'_>) -> Option<String> {
+        let s = self.sanitizer.as_mut()?;
+        let reads = access.reads.iter().map(|l| (lock_log(l).id(), false));
+        let writes = access.writes.iter().map(|l| (lock_log(l).id(), true));
+        let accesses: Vec<(u64, bool)> = reads.chain(writes).collect();
+        accesses.into_iter().find_map(|(id, write)| s.access(point, id, write).err()).map(|r| r.to_string())
     }
 
     /// Completes the tasks at the heads of the queues that need no worker (records, satisfied waits,
@@ -227,8 +250,9 @@ impl Machine {
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()).max(4));
+        let sanitize = std::env::var("STREAMDSL_SANITIZE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         let m = Arc::new(Machine {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State { sanitizer: sanitize.then(Sanitizer::default), ..State::default() }),
             work_ready: Condvar::new(),
             progress: Condvar::new(),
             workers,
@@ -347,6 +371,15 @@ impl Machine {
         for log in access.writes {
             lock_log(log).note_write(point);
         }
+        if let Some(race) = st.check_races(point, &access) {
+            // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
+            if let Some(Queued { task: Task::Run { work, .. }, .. }) =
+                st.streams.get_mut(&stream).and_then(|q| q.queue.back_mut())
+            {
+                let message = format!("the race checker found an unordered access: {race}");
+                *work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
+            }
+        }
         self.wake_worker(&mut st);
         point
     }
@@ -411,6 +444,14 @@ impl Machine {
     pub(crate) fn query(&self, stream: u64) -> bool {
         let st = self.lock();
         st.streams.get(&stream).is_none_or(|q| q.completed >= q.submitted && !q.running)
+    }
+
+    /// Switches the race checker on (fresh: it judges only what it sees from now on) or off.
+    pub(crate) fn set_sanitize(&self, on: bool) {
+        let mut st = self.lock();
+        if on != st.sanitizer.is_some() {
+            st.sanitizer = on.then(Sanitizer::default);
+        }
     }
 
     /// Ends the stream's poisoned state; returns the error that caused it, if any.

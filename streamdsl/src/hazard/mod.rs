@@ -6,16 +6,52 @@
 //! another stream; an op that writes waits for the last write and for every read made on other streams.
 //! Same-stream accesses are ordered by the stream's FIFO already.
 
+pub(crate) mod sanitizer;
+
 use crate::backend::Point;
 
 /// The accesses to one buffer that later work may have to wait for.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
 pub(crate) struct AccessLog {
+    id: u64,
     last_write: Option<Point>,
     reads: Vec<Point>,
 }
 
+impl Default for AccessLog {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        AccessLog { id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), last_write: None, reads: Vec::new() }
+    }
+}
+
+/// Turns the vector-clock race checker on or off for the process (it starts from `STREAMDSL_SANITIZE=1`).
+///
+/// With it on, every op the CPU machine enqueues is checked against vector clocks (like PyTorch's CUDA
+/// sanitizer): an access not ordered after a conflicting earlier one fails that op with the race. Safe code
+/// cannot produce one, so a report means a bug in streamdsl's hazard tracking. It costs a little time per op.
+///
+/// ```
+/// use streamdsl::prelude::*;
+/// streamdsl::set_sanitize(true);
+/// let (a, b) = (Stream::new(&Device::cpu())?, Stream::new(&Device::cpu())?);
+/// let x = ops::full_on(&a, [4], 1.0f32)?;
+/// let y = ops::mul_scalar_on(&b, &x, 2.0)?; // ordered by the tracker: no race
+/// b.synchronize()?;
+/// assert_eq!(y.to_vec()?, vec![2.0; 4]);
+/// streamdsl::set_sanitize(false);
+/// # Ok::<(), streamdsl::Error>(())
+/// ```
+pub fn set_sanitize(on: bool) {
+    crate::backend::cpu::machine().set_sanitize(on);
+}
+
 impl AccessLog {
+    /// A process-unique id of the buffer, for the race checker.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The point whose completion makes the buffer's contents valid for the host.
     pub(crate) fn last_write(&self) -> Option<Point> {
         self.last_write
