@@ -1,15 +1,58 @@
 //! Devices: the CPU backend and (with the CUDA backend) GPUs.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::backend::cuda::CudaMachine;
+use crate::backend::Machine;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
+
+/// An opened CUDA device: its machine and default stream.
+struct CudaEntry {
+    machine: Arc<CudaMachine>,
+    default_stream: Stream,
+}
+
+static OPENED: OnceLock<Mutex<HashMap<usize, Arc<CudaEntry>>>> = OnceLock::new();
+
+/// Calls `f` with every CUDA machine opened so far.
+pub(crate) fn for_each_cuda_machine(f: impl Fn(&CudaMachine)) {
+    if let Some(opened) = OPENED.get() {
+        opened.lock().unwrap_or_else(|e| e.into_inner()).values().for_each(|e| f(&e.machine));
+    }
+}
+
+/// Opens CUDA device `ordinal` once per process (context, NVRTC, default stream), or says what is missing.
+fn cuda_registry(ordinal: usize) -> Result<Arc<CudaEntry>> {
+    let mut opened = OPENED.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = opened.get(&ordinal) {
+        return Ok(Arc::clone(entry));
+    }
+    let unavailable = |reason: String| Error::CudaUnavailable { reason };
+    let driver = crate::backend::cuda::driver::probe().map_err(unavailable)?;
+    let Some(gpu) = driver.devices.get(ordinal) else {
+        return Err(unavailable(format!(
+            "there is no CUDA device {ordinal}: the driver (CUDA {}.{}) reports {} device(s)",
+            driver.version / 1000,
+            driver.version % 1000 / 10,
+            driver.devices.len()
+        )));
+    };
+    let machine = CudaMachine::open(ordinal, gpu.compute_capability, gpu.sm_count)
+        .map_err(|e| unavailable(format!("found {}, but it cannot be used: {e}", gpu.name)))?;
+    let machine = Arc::new(machine);
+    let device = Device { kind: DeviceKind::Cuda(ordinal) };
+    let default_stream = Stream::from_machine(device, Arc::clone(&machine) as Arc<dyn Machine>, 0, 0)?;
+    let entry = Arc::new(CudaEntry { machine, default_stream });
+    opened.insert(ordinal, Arc::clone(&entry));
+    Ok(entry)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum DeviceKind {
     Cpu,
-    #[cfg_attr(not(test), allow(dead_code))] // constructed once the CUDA backend lands
     Cuda(usize),
 }
 
@@ -50,20 +93,7 @@ impl Device {
     /// }
     /// ```
     pub fn cuda(ordinal: usize) -> Result<Device> {
-        let unavailable = |reason: String| Error::CudaUnavailable { reason };
-        let driver = crate::backend::cuda::driver::probe().map_err(unavailable)?;
-        let Some(gpu) = driver.devices.get(ordinal) else {
-            return Err(unavailable(format!(
-                "there is no CUDA device {ordinal}: the driver (CUDA {}.{}) reports {} device(s)",
-                driver.version / 1000,
-                driver.version % 1000 / 10,
-                driver.devices.len()
-            )));
-        };
-        Err(unavailable(format!(
-            "found {} (sm_{}{}), but this build's CUDA backend cannot run streams on it yet; use Device::cpu()",
-            gpu.name, gpu.compute_capability.0, gpu.compute_capability.1
-        )))
+        cuda_registry(ordinal).map(|_| Device { kind: DeviceKind::Cuda(ordinal) })
     }
 
     /// The device named by `STREAMDSL_DEVICE`, or the best one present when it is unset.
@@ -109,29 +139,61 @@ impl Device {
     pub fn default_stream(&self) -> Stream {
         static CPU_DEFAULT: OnceLock<Stream> = OnceLock::new();
         match self.kind {
-            DeviceKind::Cpu => CPU_DEFAULT.get_or_init(|| Stream::create(*self, 0)).clone(),
-            // No CUDA device can be constructed in this build.
-            DeviceKind::Cuda(_) => CPU_DEFAULT.get_or_init(|| Stream::create(Device::cpu(), 0)).clone(),
+            DeviceKind::Cuda(n) => match cuda_registry(n) {
+                Ok(entry) => entry.default_stream.clone(),
+                // Unreachable: a CUDA `Device` exists only once its registry entry does.
+                Err(_) => Device::cpu().default_stream(),
+            },
+            DeviceKind::Cpu => CPU_DEFAULT
+                .get_or_init(|| {
+                    let machine: Arc<dyn Machine> = Arc::clone(crate::backend::cpu::machine()) as Arc<dyn Machine>;
+                    Stream::from_machine(*self, machine, 0, 0)
+                        .unwrap_or_else(|_| unreachable!("CPU streams never fail"))
+                })
+                .clone(),
         }
     }
 
-    /// The range of stream priorities as `(lowest, highest)`: `(0, -5)`, as on current CUDA devices.
+    /// The stream machine that runs this device's streams.
+    pub(crate) fn machine(&self) -> Result<Arc<dyn Machine>> {
+        match self.kind {
+            DeviceKind::Cpu => Ok(Arc::clone(crate::backend::cpu::machine()) as Arc<dyn Machine>),
+            DeviceKind::Cuda(n) => cuda_registry(n).map(|e| Arc::clone(&e.machine) as Arc<dyn Machine>),
+        }
+    }
+
+    /// The CUDA machine of a CUDA device.
+    pub(crate) fn cuda_machine(&self) -> Result<Arc<CudaMachine>> {
+        match self.kind {
+            DeviceKind::Cuda(n) => cuda_registry(n).map(|e| Arc::clone(&e.machine)),
+            DeviceKind::Cpu => Err(Error::InvalidArgument { op: "cuda", reason: "not a CUDA device".into() }),
+        }
+    }
+
+    /// The range of stream priorities as `(lowest, highest)`: the device's own on CUDA, `(0, -5)` on the CPU
+    /// backend (as on current CUDA devices).
     ///
     /// ```
     /// assert_eq!(streamdsl::Device::cpu().priority_range(), (0, -5));
     /// ```
     pub fn priority_range(&self) -> (i32, i32) {
-        crate::backend::cpu::PRIORITY_RANGE
+        match self.cuda_machine() {
+            Ok(m) => m.priority_range,
+            Err(_) => crate::backend::cpu::PRIORITY_RANGE,
+        }
     }
 
-    /// How many streams the CPU backend runs at the same moment (its worker threads).
-    /// `STREAMDSL_CPU_WORKERS` sets it; the default is the number of cores, at least 4.
+    /// How many streams run at the same moment: the CPU backend's worker threads
+    /// (`STREAMDSL_CPU_WORKERS`, default the number of cores, at least 4), or a CUDA device's multiprocessors.
     ///
     /// ```
     /// assert!(streamdsl::Device::cpu().concurrency() >= 1);
     /// ```
     pub fn concurrency(&self) -> usize {
-        crate::backend::cpu::machine().worker_count()
+        match self.cuda_machine() {
+            Ok(m) => m.sm_count as usize,
+            Err(_) => crate::backend::cpu::machine().worker_count(),
+        }
     }
 }
 

@@ -127,6 +127,14 @@ pub enum Error {
         /// The first offending source line, `file:line: text`, when the log names one.
         line: Option<String>,
     },
+    /// A CUDA driver call failed.
+    #[error("CUDA driver call `{call}` failed: {message}")]
+    Driver {
+        /// The driver function, e.g. `cuLaunchKernel`.
+        call: &'static str,
+        /// The driver's error name and description.
+        message: String,
+    },
     /// A file system operation failed.
     #[error("{what}: {message}")]
     Io {

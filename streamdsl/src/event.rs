@@ -1,11 +1,10 @@
 //! Events: markers in a stream's queue, with `torch.Event` semantics.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::backend::cpu::machine;
-use crate::backend::Point;
+use crate::backend::{Machine, Point, Stamp};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
@@ -42,7 +41,8 @@ struct EventInner {
 #[derive(Clone)]
 struct Recorded {
     point: Point,
-    stamp: Option<Arc<OnceLock<Instant>>>,
+    stamp: Option<Stamp>,
+    machine: Arc<dyn Machine>,
 }
 
 impl Event {
@@ -115,7 +115,7 @@ impl Event {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn query(&self) -> bool {
-        self.point().is_none_or(|p| machine().is_complete(p))
+        self.recorded().is_none_or(|r| r.machine.is_complete(r.point))
     }
 
     /// Blocks the host until the event completes; returns the error of a failed op before it, if any.
@@ -126,8 +126,8 @@ impl Event {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn synchronize(&self) -> Result<()> {
-        match self.point() {
-            Some(p) => machine().wait_host(p),
+        match self.recorded() {
+            Some(r) => r.machine.wait_host(r.point),
             None => Ok(()),
         }
     }
@@ -146,15 +146,26 @@ impl Event {
         if !self.is_timed() || !end.is_timed() {
             return Err(Error::EventNotTimed);
         }
-        let stamp = |e: &Event| -> Result<Instant> {
-            let rec = e.recorded().ok_or(Error::EventNotRecorded)?;
-            rec.stamp.as_ref().and_then(|s| s.get().copied()).ok_or(Error::EventNotReady)
+        let stamp = |e: &Event| -> Result<Stamp> {
+            e.recorded().ok_or(Error::EventNotRecorded)?.stamp.ok_or(Error::EventNotTimed)
         };
-        let (t0, t1) = (stamp(self)?, stamp(end)?);
-        t1.checked_duration_since(t0).ok_or(Error::InvalidArgument {
+        let backwards = || Error::InvalidArgument {
             op: "elapsed_time",
             reason: "the end event completed before the start event".into(),
-        })
+        };
+        match (stamp(self)?, stamp(end)?) {
+            (Stamp::Host(t0), Stamp::Host(t1)) => {
+                let (t0, t1) =
+                    (t0.get().copied().ok_or(Error::EventNotReady)?, t1.get().copied().ok_or(Error::EventNotReady)?);
+                t1.checked_duration_since(t0).ok_or_else(backwards)
+            }
+            (Stamp::Device(t0), Stamp::Device(t1)) => crate::backend::cuda::elapsed(&t0, &t1),
+            _ => Err(Error::DeviceMismatch {
+                op: "elapsed_time",
+                expected: self.device().to_string(),
+                found: end.device().to_string(),
+            }),
+        }
     }
 
     pub(crate) fn point(&self) -> Option<Point> {
@@ -166,10 +177,11 @@ impl Event {
     }
 
     /// Records at the tail of `stream`; the caller checked the device.
-    pub(crate) fn record_point(&self, stream: &Stream) {
-        let stamp = self.inner.timed.then(|| Arc::new(OnceLock::new()));
-        let point = stream.record_stamped(stamp.clone());
-        *self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorded { point, stamp });
+    pub(crate) fn record_point(&self, stream: &Stream) -> Result<()> {
+        let (point, stamp) = stream.record_stamped(self.inner.timed)?;
+        let machine = Arc::clone(stream.machine());
+        *self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorded { point, stamp, machine });
+        Ok(())
     }
 }
 

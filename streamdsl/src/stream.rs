@@ -3,8 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::backend::cpu::{machine, Access};
-use crate::backend::{Point, Work};
+use crate::backend::{Access, Machine, Point, Stamp, Work};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -38,11 +37,12 @@ struct StreamInner {
     device: Device,
     id: u64,
     priority: i32,
+    machine: Arc<dyn Machine>,
 }
 
 impl Drop for StreamInner {
     fn drop(&mut self) {
-        machine().release_stream(self.id);
+        self.machine.release_stream(self.id);
     }
 }
 
@@ -73,15 +73,24 @@ impl Stream {
         if priority > 0 {
             return Err(Error::InvalidPriority { priority });
         }
-        if device.is_cuda() {
-            return Err(Error::CudaUnavailable { reason: "this build has no CUDA backend yet".into() });
-        }
-        Ok(Self::create(*device, priority.max(device.priority_range().1)))
+        Self::create(*device, priority.max(device.priority_range().1))
     }
 
-    pub(crate) fn create(device: Device, priority: i32) -> Stream {
-        let id = machine().create_stream(priority, |id| format!("{device}/{id}"));
-        Stream { inner: Arc::new(StreamInner { device, id, priority }) }
+    /// A stream on `device` with an already validated and clamped priority.
+    pub(crate) fn create(device: Device, priority: i32) -> Result<Stream> {
+        Self::from_machine(device, device.machine()?, priority, 0)
+    }
+
+    pub(crate) fn from_machine(
+        device: Device,
+        machine: Arc<dyn Machine>,
+        priority: i32,
+        _reserved: u8,
+    ) -> Result<Stream> {
+        static NAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!("{device}/{}", NAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let id = machine.create_stream(priority, name)?;
+        Ok(Stream { inner: Arc::new(StreamInner { device, id, priority, machine }) })
     }
 
     /// The current stream of this thread for `device`: the innermost [`scope`](Stream::scope) (or
@@ -147,7 +156,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn query(&self) -> bool {
-        machine().query(self.inner.id)
+        self.inner.machine.query(self.inner.id)
     }
 
     /// Blocks the host until all work submitted so far has completed. An error raised by that work
@@ -161,7 +170,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn synchronize(&self) -> Result<()> {
-        machine().synchronize(self.inner.id)
+        self.inner.machine.synchronize(self.inner.id)
     }
 
     /// Records a new (untimed) event at the current tail of the queue.
@@ -175,7 +184,9 @@ impl Stream {
     /// ```
     pub fn record_event(&self) -> Event {
         let e = Event::new(&self.device());
-        e.record_point(self);
+        // A failure to record (a broken CUDA context) leaves the event unrecorded; the next synchronize
+        // reports the driver's error.
+        let _ = e.record_point(self);
         e
     }
 
@@ -193,8 +204,7 @@ impl Stream {
     /// ```
     pub fn record(&self, event: &Event) -> Result<()> {
         self.check_same_device("record", &event.device())?;
-        event.record_point(self);
-        Ok(())
+        event.record_point(self)
     }
 
     /// Later work on this stream waits until `event` completes. Does not block the host. Waiting on an
@@ -213,10 +223,10 @@ impl Stream {
     /// ```
     pub fn wait_event(&self, event: &Event) -> Result<()> {
         self.check_same_device("wait_event", &event.device())?;
-        if let Some(p) = event.point() {
-            machine().wait(self.inner.id, p);
+        match event.point() {
+            Some(p) => self.inner.machine.wait(self.inner.id, p),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Later work on this stream waits for all work already submitted to `other`.
@@ -233,8 +243,7 @@ impl Stream {
     /// ```
     pub fn wait_stream(&self, other: &Stream) -> Result<()> {
         self.check_same_device("wait_stream", &other.device())?;
-        machine().wait(self.inner.id, machine().tail(other.inner.id));
-        Ok(())
+        self.inner.machine.wait(self.inner.id, other.inner.machine.tail(other.inner.id))
     }
 
     /// Makes this stream the thread's current stream until the guard is dropped, like
@@ -268,15 +277,13 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn launch_host_func(&self, f: impl FnOnce() + Send + 'static) {
-        self.submit(
-            "host_func",
-            &[],
-            &[],
-            Box::new(move || {
-                f();
-                Ok(())
-            }),
-        );
+        let work = Work::Host(Box::new(move || {
+            f();
+            Ok(())
+        }));
+        // The CPU machine cannot fail here; on CUDA a refused launch means the stream is poisoned or the
+        // context is broken, which the next synchronize reports.
+        let _ = self.submit("host_func", &[], &[], work);
     }
 
     /// Ends the poisoned state left by a failed op and returns its error; later work runs again.
@@ -291,7 +298,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn clear_error(&self) -> Option<Error> {
-        machine().clear_error(self.inner.id)
+        self.inner.machine.clear_error(self.inner.id)
     }
 
     pub(crate) fn submit(
@@ -300,12 +307,16 @@ impl Stream {
         reads: &[&std::sync::Mutex<crate::hazard::AccessLog>],
         writes: &[&std::sync::Mutex<crate::hazard::AccessLog>],
         work: Work,
-    ) -> Point {
-        machine().submit(self.inner.id, op, Access { reads, writes }, work)
+    ) -> Result<Point> {
+        self.inner.machine.submit(self.inner.id, op, Access { reads, writes }, work)
     }
 
-    pub(crate) fn record_stamped(&self, stamp: Option<Arc<std::sync::OnceLock<std::time::Instant>>>) -> Point {
-        machine().record(self.inner.id, stamp)
+    pub(crate) fn record_stamped(&self, timed: bool) -> Result<(Point, Option<Stamp>)> {
+        self.inner.machine.record(self.inner.id, timed)
+    }
+
+    pub(crate) fn machine(&self) -> &Arc<dyn Machine> {
+        &self.inner.machine
     }
 
     pub(crate) fn check_same_device(&self, op: &'static str, other: &Device) -> Result<()> {

@@ -1,12 +1,16 @@
 //! Backends: the machines that run stream-ordered work.
 //!
-//! Everything above this module talks to a backend through [`Point`]s (positions in a stream's queue)
-//! and the [`cpu::Machine`] API; no backend type leaks into the public API.
+//! Everything above this module talks to a backend through the [`Machine`] trait, [`Point`]s (positions
+//! in a stream's queue) and [`Work`]; no cudarc type leaks out of `backend::cuda`.
 
 pub(crate) mod cpu;
 pub(crate) mod cuda;
 
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
 use crate::error::Result;
+use crate::hazard::AccessLog;
 
 /// A position in one stream's queue: everything submitted to `stream` up to and including `seq`.
 ///
@@ -21,5 +25,54 @@ pub(crate) struct Point {
     pub seq: u64,
 }
 
-/// A unit of work run on a stream: it reports failure as an error value (a panic is caught too).
-pub(crate) type Work = Box<dyn FnOnce() -> Result<()> + Send + 'static>;
+/// Work run on the host by a stream's worker (CPU backend) or as a host callback (CUDA backend).
+pub(crate) type HostWork = Box<dyn FnOnce() -> Result<()> + Send + 'static>;
+
+/// What an op enqueues.
+pub(crate) enum Work {
+    /// Runs on the host, in queue order.
+    Host(HostWork),
+    /// Enqueues device work (kernel launches, copies) on a CUDA stream; runs when submitted.
+    Device(cuda::DeviceWork),
+}
+
+/// The time an event completed: a host timestamp (CPU) or a timed CUDA event.
+#[derive(Clone)]
+pub(crate) enum Stamp {
+    Host(Arc<OnceLock<Instant>>),
+    Device(Arc<cuda::TimedEvent>),
+}
+
+/// The buffers an op reads and writes, by their access logs.
+pub(crate) struct Access<'a> {
+    pub reads: &'a [&'a Mutex<AccessLog>],
+    pub writes: &'a [&'a Mutex<AccessLog>],
+}
+
+/// A stream machine: streams, their queues, events, and the cross-stream ordering of buffer accesses.
+pub(crate) trait Machine: Send + Sync + 'static {
+    /// A new stream; `priority` is validated (≤ 0) and clamped by the machine.
+    fn create_stream(&self, priority: i32, name: String) -> Result<u64>;
+    /// The handle is gone: queued work still runs.
+    fn release_stream(&self, id: u64);
+    /// Enqueues `work` behind the waits `access` needs, and notes the accesses.
+    fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point>;
+    /// Enqueues an event record; a timed record also returns the stamp `elapsed_time` reads.
+    fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)>;
+    /// Later work on `stream` waits for `p`; does not block the host.
+    fn wait(&self, stream: u64, p: Point) -> Result<()>;
+    /// The point covering everything submitted to `stream` so far.
+    fn tail(&self, stream: u64) -> Point;
+    /// Whether `p` has completed; never blocks.
+    fn is_complete(&self, p: Point) -> bool;
+    /// The last write noted in `log`, read consistently with `submit`.
+    fn last_write(&self, log: &Mutex<AccessLog>) -> Option<Point>;
+    /// Blocks until `p` has completed; the error of a failure at or before it comes back.
+    fn wait_host(&self, p: Point) -> Result<()>;
+    /// Blocks until `stream` drains; reports its poison.
+    fn synchronize(&self, stream: u64) -> Result<()>;
+    /// Whether everything submitted to `stream` has completed.
+    fn query(&self, stream: u64) -> bool;
+    /// Ends a poisoned state; the error that caused it.
+    fn clear_error(&self, stream: u64) -> Option<crate::error::Error>;
+}

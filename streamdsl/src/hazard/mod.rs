@@ -44,12 +44,18 @@ impl Default for AccessLog {
 /// ```
 pub fn set_sanitize(on: bool) {
     crate::backend::cpu::machine().set_sanitize(on);
+    crate::device::for_each_cuda_machine(|m| m.set_sanitize(on));
 }
 
 impl AccessLog {
     /// A process-unique id of the buffer, for the race checker.
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The reads noted since the last write, one per stream.
+    pub(crate) fn reads(&self) -> &[Point] {
+        &self.reads
     }
 
     /// The point whose completion makes the buffer's contents valid for the host.

@@ -18,8 +18,12 @@ use crate::tensor::Tensor;
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn to_dtype_on<T: Element, U: Element>(stream: &Stream, a: &Tensor<T>) -> Result<Tensor<U>> {
-    let out = Tensor::alloc(&stream.device(), a.shape().to_vec())?;
-    crate::ops::launch(stream, "to_dtype", &[a], &out, |i, o| cpu::convert(i[0], o))?;
+    let out = Tensor::alloc(stream, a.shape().to_vec())?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::convert(stream, a, &out)?;
+    } else {
+        crate::ops::launch_host(stream, "to_dtype", &[a], &out, |i, o| cpu::convert(i[0], o))?;
+    }
     Ok(out)
 }
 

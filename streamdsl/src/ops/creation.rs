@@ -19,8 +19,12 @@ use crate::tensor::Tensor;
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn zeros_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Tensor<T>> {
-    // Fresh memory is zeroed by the allocator, so there is nothing to enqueue.
-    Tensor::alloc(&stream.device(), shape.into_shape())
+    let out = Tensor::alloc(stream, shape.into_shape())?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::zero(stream, &out)?;
+    }
+    // On the CPU backend fresh memory is zeroed by the allocator, so there is nothing to enqueue.
+    Ok(out)
 }
 
 /// A tensor of ones (like `torch.ones`).
@@ -44,8 +48,12 @@ pub fn ones_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Ten
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn full_on<T: Element>(stream: &Stream, shape: impl IntoShape, value: T) -> Result<Tensor<T>> {
-    let out = Tensor::alloc(&stream.device(), shape.into_shape())?;
-    crate::ops::launch::<T, T>(stream, "full", &[], &out, move |_, o| cpu::fill(o, value))?;
+    let out = Tensor::alloc(stream, shape.into_shape())?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::fill(stream, &out, value)?;
+    } else {
+        crate::ops::launch_host::<T, T>(stream, "full", &[], &out, move |_, o| cpu::fill(o, value))?;
+    }
     Ok(out)
 }
 
@@ -75,9 +83,13 @@ pub fn randn_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Te
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn randn_with_on<T: Element>(stream: &Stream, shape: impl IntoShape, generator: &Generator) -> Result<Tensor<T>> {
-    let out = Tensor::alloc(&stream.device(), shape.into_shape())?;
+    let out = Tensor::alloc(stream, shape.into_shape())?;
     let (seed, offset) = generator.next_call();
-    crate::ops::launch::<T, T>(stream, "randn", &[], &out, move |_, o| cpu::randn(o, seed, offset))?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::randn(stream, &out, seed, offset)?;
+    } else {
+        crate::ops::launch_host::<T, T>(stream, "randn", &[], &out, move |_, o| cpu::randn(o, seed, offset))?;
+    }
     Ok(out)
 }
 

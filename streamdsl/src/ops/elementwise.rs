@@ -34,15 +34,25 @@ fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usi
 
 fn binary_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
-    let out = Tensor::alloc(&stream.device(), shape.clone())?;
+    let out = Tensor::alloc(stream, shape.clone())?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::binary(stream, op, a, b, &out)?;
+        return Ok(out);
+    }
     let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-    crate::ops::launch(stream, op.name(), &[a, b], &out, move |i, o| cpu::binary(op, i[0], &sa, i[1], &sb, o, &shape))?;
+    crate::ops::launch_host(stream, op.name(), &[a, b], &out, move |i, o| {
+        cpu::binary(op, i[0], &sa, i[1], &sb, o, &shape)
+    })?;
     Ok(out)
 }
 
 fn scalar_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, value: f64) -> Result<Tensor<T>> {
-    let out = Tensor::alloc(&stream.device(), a.shape().to_vec())?;
-    crate::ops::launch(stream, op.name(), &[a], &out, move |i, o| cpu::scalar(op, i[0], value, false, o))?;
+    let out = Tensor::alloc(stream, a.shape().to_vec())?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::scalar(stream, op, a, value, &out)?;
+    } else {
+        crate::ops::launch_host(stream, op.name(), &[a], &out, move |i, o| cpu::scalar(op, i[0], value, false, o))?;
+    }
     Ok(out)
 }
 

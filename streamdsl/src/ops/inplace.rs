@@ -18,7 +18,10 @@ use crate::tensor::Tensor;
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn fill_on<T: Element>(stream: &Stream, t: &Tensor<T>, value: T) -> Result<()> {
-    crate::ops::launch::<T, T>(stream, "fill_", &[], t, move |_, o| cpu::fill(o, value))
+    if stream.device().is_cuda() {
+        return crate::ops::cuda::fill(stream, t, value);
+    }
+    crate::ops::launch_host::<T, T>(stream, "fill_", &[], t, move |_, o| cpu::fill(o, value))
 }
 
 /// Copies `src` into `dst` on `stream` (like `Tensor.copy_`); the shapes must be equal.
@@ -44,7 +47,10 @@ pub fn copy_on<T: Element>(stream: &Stream, dst: &Tensor<T>, src: &Tensor<T>) ->
     if dst.shares_data(src) {
         return Ok(()); // copying a buffer onto itself changes nothing
     }
-    crate::ops::launch(stream, "copy_", &[src], dst, |i, o| o.copy_from_slice(i[0]))
+    if stream.device().is_cuda() {
+        return crate::ops::cuda::copy(stream, src, dst);
+    }
+    crate::ops::launch_host(stream, "copy_", &[src], dst, |i, o| o.copy_from_slice(i[0]))
 }
 
 impl<T: Element> Tensor<T> {

@@ -58,8 +58,12 @@ fn plan(a: &[usize], b: &[usize]) -> Result<(MatmulDims, Vec<usize>)> {
 /// ```
 pub fn mm_on<T: Element>(stream: &Stream, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     let (dims, shape) = plan(a.shape(), b.shape())?;
-    let out = Tensor::alloc(&stream.device(), shape)?;
-    crate::ops::launch(stream, "mm", &[a, b], &out, move |i, o| cpu::matmul(i[0], i[1], o, dims))?;
+    let out = Tensor::alloc(stream, shape)?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::mm(stream, a, b, &out, dims)?;
+    } else {
+        crate::ops::launch_host(stream, "mm", &[a, b], &out, move |i, o| cpu::matmul(i[0], i[1], o, dims))?;
+    }
     Ok(out)
 }
 

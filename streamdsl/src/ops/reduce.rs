@@ -7,8 +7,12 @@ use crate::stream::Stream;
 use crate::tensor::Tensor;
 
 fn reduce_on<T: Element>(stream: &Stream, op: &'static str, a: &Tensor<T>, scale: f64) -> Result<Tensor<T>> {
-    let out = Tensor::alloc(&stream.device(), Vec::new())?;
-    crate::ops::launch(stream, op, &[a], &out, move |i, o| o[0] = T::from_f64(cpu::sum(i[0]) * scale))?;
+    let out = Tensor::alloc(stream, Vec::new())?;
+    if stream.device().is_cuda() {
+        crate::ops::cuda::sum(stream, op, a, scale, &out)?;
+    } else {
+        crate::ops::launch_host(stream, op, &[a], &out, move |i, o| o[0] = T::from_f64(cpu::sum(i[0]) * scale))?;
+    }
     Ok(out)
 }
 

@@ -61,17 +61,23 @@ impl<T: Element> Tensor<T> {
                 reason: format!("it holds {numel} elements but the data has {}", data.len()),
             });
         }
-        if device.is_cuda() {
-            return Err(Error::CudaUnavailable { reason: "this build has no CUDA backend yet".into() });
+        let host = Tensor { storage: Arc::new(Storage::from_vec(data)), shape: shape.into(), device: Device::cpu() };
+        if device.is_cpu() {
+            return Ok(host);
         }
-        Ok(Tensor { storage: Arc::new(Storage::from_vec(data)), shape: shape.into(), device: *device })
+        crate::ops::to_device_on(&Stream::current(device), &host)
     }
 
-    /// A new tensor for an op's output: validated shape, zeroed memory, not yet written by the op.
-    pub(crate) fn alloc(device: &Device, shape: Vec<usize>) -> Result<Tensor<T>> {
+    /// A new tensor for an op's output on `stream`'s device: validated shape; zeroed on the CPU backend,
+    /// uninitialised device memory (allocated in order on `stream`) on CUDA. The op writes all of it.
+    pub(crate) fn alloc(stream: &Stream, shape: Vec<usize>) -> Result<Tensor<T>> {
         let numel = checked_numel(&shape, size_of::<T>())?;
-        let storage = Storage::zeroed(device, numel)?;
-        Ok(Tensor { storage: Arc::new(storage), shape: shape.into(), device: *device })
+        let device = stream.device();
+        let storage = match device.cuda_machine() {
+            Ok(machine) => Storage::device(machine, stream.id(), numel)?,
+            Err(_) => Storage::zeroed(&device, numel)?,
+        };
+        Ok(Tensor { storage: Arc::new(storage), shape: shape.into(), device })
     }
 
     /// A tensor of zeros, enqueued on `stream`. Shorthand for [`crate::ops::zeros_on`].
@@ -164,7 +170,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn is_ready(&self) -> bool {
-        let m = crate::backend::cpu::machine();
+        let Ok(m) = self.device.machine() else { return true };
         m.last_write(&self.storage.log).is_none_or(|p| m.is_complete(p))
     }
 
@@ -179,7 +185,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn producer_stream_id(&self) -> Option<u64> {
-        crate::backend::cpu::machine().last_write(&self.storage.log).map(|p| p.stream)
+        self.device.machine().ok()?.last_write(&self.storage.log).map(|p| p.stream)
     }
 
     /// Copies the data to the host, row-major. Waits only for the work that writes this tensor (not for

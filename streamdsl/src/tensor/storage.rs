@@ -2,22 +2,38 @@
 
 use std::alloc::{alloc_zeroed, Layout};
 use std::cell::UnsafeCell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::backend::cuda::CudaMachine;
 use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::hazard::AccessLog;
 
-/// A buffer of `T` on the CPU backend.
+/// A buffer of `T`: host memory (CPU backend) or device memory (CUDA backend).
 ///
 /// Its contents are only touched by work that the stream machine ordered through `log` (see
 /// [`crate::hazard`]), or by the host after waiting for the last write; that ordering is what makes the
-/// interior mutability below sound. The buffer is freed when the last `Arc` goes, and every enqueued op
-/// holds an `Arc` to what it uses, so memory is never reused while pending work can still touch it.
+/// interior mutability below sound. Host buffers are freed when the last `Arc` goes, and every enqueued CPU op
+/// holds an `Arc` to what it uses. Device buffers are freed stream-ordered after every access noted in the log,
+/// so memory is never reused while pending work can still touch it.
 pub(crate) struct Storage<T> {
-    data: UnsafeCell<Vec<T>>,
+    buf: Buffer<T>,
     pub(crate) log: Mutex<AccessLog>,
+}
+
+enum Buffer<T> {
+    Host(UnsafeCell<Vec<T>>),
+    Device { ptr: u64, machine: Arc<CudaMachine> },
+}
+
+impl<T> Drop for Storage<T> {
+    fn drop(&mut self) {
+        if let Buffer::Device { ptr, machine, .. } = &self.buf {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            machine.free_after(*ptr, &log);
+        }
+    }
 }
 
 // SAFETY: access to `data` is serialised by the stream machine's dependency tracking (see above).
@@ -51,16 +67,35 @@ impl<T: Element> Storage<T> {
     }
 
     pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
-        Storage { data: UnsafeCell::new(data), log: Mutex::new(AccessLog::default()) }
+        Storage { buf: Buffer::Host(UnsafeCell::new(data)), log: Mutex::new(AccessLog::default()) }
+    }
+
+    /// `len` uninitialised elements of device memory, allocated in order on `stream` (a machine stream id).
+    pub(crate) fn device(machine: Arc<CudaMachine>, stream: u64, len: usize) -> Result<Storage<T>> {
+        let bytes =
+            len.checked_mul(size_of::<T>()).ok_or(Error::OutOfMemory { device: "cuda".into(), bytes: usize::MAX })?;
+        let ptr = machine.alloc(stream, bytes)?;
+        Ok(Storage { buf: Buffer::Device { ptr, machine }, log: Mutex::new(AccessLog::default()) })
+    }
+
+    /// The device address of a device buffer.
+    pub(crate) fn device_ptr(&self) -> Result<u64> {
+        match &self.buf {
+            Buffer::Device { ptr, .. } => Ok(*ptr),
+            Buffer::Host(_) => Err(Error::InvalidArgument { op: "device_ptr", reason: "a host buffer".into() }),
+        }
     }
 
     /// The contents, for work the stream machine ordered after the last write.
     ///
     /// # Safety
     /// No write to this buffer may be running or pending before the caller's point.
-    pub(crate) unsafe fn slice(&self) -> &[T] {
-        // SAFETY: per the contract above.
-        unsafe { (*self.data.get()).as_slice() }
+    pub(crate) unsafe fn slice(&self) -> Result<&[T]> {
+        match &self.buf {
+            // SAFETY: per the contract above.
+            Buffer::Host(v) => Ok(unsafe { (*v.get()).as_slice() }),
+            Buffer::Device { .. } => Err(not_host()),
+        }
     }
 
     /// The contents, mutably, for the one op the stream machine ordered after every earlier access.
@@ -68,10 +103,17 @@ impl<T: Element> Storage<T> {
     /// # Safety
     /// No other access to this buffer may be running or pending before the caller's point.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn slice_mut(&self) -> &mut [T] {
-        // SAFETY: per the contract above.
-        unsafe { (*self.data.get()).as_mut_slice() }
+    pub(crate) unsafe fn slice_mut(&self) -> Result<&mut [T]> {
+        match &self.buf {
+            // SAFETY: per the contract above.
+            Buffer::Host(v) => Ok(unsafe { (*v.get()).as_mut_slice() }),
+            Buffer::Device { .. } => Err(not_host()),
+        }
     }
+}
+
+fn not_host() -> Error {
+    Error::InvalidArgument { op: "host kernel", reason: "a device buffer reached a CPU kernel".into() }
 }
 
 /// Total physical memory, read once; allocations larger than this fail fast instead of being overcommitted

@@ -84,7 +84,7 @@ pub(crate) fn randn<T: Element>(out: &mut [T], seed: u64, offset: u64) {
 }
 
 /// Row-major strides of `shape`, with 0 where a dimension of size 1 is broadcast to `out`'s.
-fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     let mut strides = vec![0; out.len()];
     let lead = out.len() - shape.len();
     let mut stride = 1;

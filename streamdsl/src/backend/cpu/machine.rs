@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use crate::backend::{Point, Work};
+use crate::backend::{Access, HostWork, Point, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
@@ -24,14 +24,8 @@ use crate::hazard::AccessLog;
 /// highest; lower values clamp to -5.
 pub(crate) const PRIORITY_RANGE: (i32, i32) = (0, -5);
 
-/// The buffers an op reads and writes, by their access logs.
-pub(crate) struct Access<'a> {
-    pub reads: &'a [&'a Mutex<AccessLog>],
-    pub writes: &'a [&'a Mutex<AccessLog>],
-}
-
 enum Task {
-    Run { op: &'static str, work: Work },
+    Run { op: &'static str, work: HostWork },
     Record(Option<Arc<OnceLock<Instant>>>),
     Wait(Point),
 }
@@ -152,7 +146,7 @@ impl State {
     /// Completes the tasks at the heads of the queues that need no worker (records, satisfied waits,
     /// work skipped on a poisoned stream) until nothing changes, then picks the best ready task.
     /// Also returns whether anything completed inline, so host waiters can be woken at once.
-    fn next_runnable(&mut self) -> (Option<(u64, &'static str, Work)>, bool) {
+    fn next_runnable(&mut self) -> (Option<(u64, &'static str, HostWork)>, bool) {
         let mut any = false;
         loop {
             let mut progressed = false;
@@ -170,7 +164,7 @@ impl State {
         (self.pick(), any)
     }
 
-    fn pick(&mut self) -> Option<(u64, &'static str, Work)> {
+    fn pick(&mut self) -> Option<(u64, &'static str, HostWork)> {
         let (&id, _) = self
             .streams
             .iter()
@@ -320,8 +314,17 @@ impl Machine {
         }
     }
 
-    /// Creates a stream; `priority` must already be validated (≤ 0) and is clamped to the range.
-    pub(crate) fn create_stream(&self, priority: i32, name: impl FnOnce(u64) -> String) -> u64 {
+    /// Switches the race checker on (fresh: it judges only what it sees from now on) or off.
+    pub(crate) fn set_sanitize(&self, on: bool) {
+        let mut st = self.lock();
+        if on != st.sanitizer.is_some() {
+            st.sanitizer = on.then(Sanitizer::default);
+        }
+    }
+}
+
+impl crate::backend::Machine for Machine {
+    fn create_stream(&self, priority: i32, name: String) -> Result<u64> {
         let mut st = self.lock();
         let id = st.next_stream;
         st.next_stream += 1;
@@ -336,14 +339,14 @@ impl Machine {
                 released: false,
                 poison: Vec::new(),
                 seen: HashMap::new(),
-                name: name(id),
+                name,
             },
         );
-        id
+        Ok(id)
     }
 
     /// The handle is gone: the stream's queued work still runs, then the stream is forgotten.
-    pub(crate) fn release_stream(&self, id: u64) {
+    fn release_stream(&self, id: u64) {
         let mut st = self.lock();
         if let Some(q) = st.streams.get_mut(&id) {
             q.released = true;
@@ -352,7 +355,13 @@ impl Machine {
     }
 
     /// Enqueues `work` on `stream` behind the waits its accesses need, and notes the accesses.
-    pub(crate) fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Point {
+    fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
+        let work: HostWork = match work {
+            Work::Host(w) => w,
+            Work::Device(_) => {
+                return Err(Error::InvalidArgument { op, reason: "device work submitted to the CPU backend".into() })
+            }
+        };
         let mut st = self.lock();
         let mut waits = Vec::new();
         for log in access.reads {
@@ -381,43 +390,44 @@ impl Machine {
             }
         }
         self.wake_worker(&mut st);
-        point
+        Ok(point)
     }
 
-    /// Enqueues an event record; `stamp` receives the completion time.
-    pub(crate) fn record(&self, stream: u64, stamp: Option<Arc<OnceLock<Instant>>>) -> Point {
+    fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)> {
+        let stamp = timed.then(|| Arc::new(OnceLock::new()));
         let mut st = self.lock();
-        let p = st.push(stream, Task::Record(stamp));
+        let p = st.push(stream, Task::Record(stamp.clone()));
         self.wake_worker(&mut st);
-        p
+        Ok((p, stamp.map(Stamp::Host)))
     }
 
     /// Later work on `stream` waits until `p` has completed. Does not block the host.
-    pub(crate) fn wait(&self, stream: u64, p: Point) {
+    fn wait(&self, stream: u64, p: Point) -> Result<()> {
         let mut st = self.lock();
         st.push_wait(stream, p);
         self.wake_worker(&mut st);
+        Ok(())
     }
 
     /// The point that covers everything submitted to `stream` so far.
-    pub(crate) fn tail(&self, stream: u64) -> Point {
+    fn tail(&self, stream: u64) -> Point {
         let st = self.lock();
         Point { stream, seq: st.streams.get(&stream).map_or(0, |q| q.submitted) }
     }
 
     /// Whether `p` has completed. Never blocks on work.
-    pub(crate) fn is_complete(&self, p: Point) -> bool {
+    fn is_complete(&self, p: Point) -> bool {
         self.lock().is_complete(p)
     }
 
     /// The current access log of a buffer, read under the machine's lock (consistent with `submit`).
-    pub(crate) fn last_write(&self, log: &Mutex<AccessLog>) -> Option<Point> {
+    fn last_write(&self, log: &Mutex<AccessLog>) -> Option<Point> {
         let _st = self.lock();
         lock_log(log).last_write()
     }
 
     /// Blocks the host until `p` has completed; the error of a failure at or before `p` comes back.
-    pub(crate) fn wait_host(&self, p: Point) -> Result<()> {
+    fn wait_host(&self, p: Point) -> Result<()> {
         let mut st = self.lock();
         while !st.is_complete(p) {
             st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -426,7 +436,7 @@ impl Machine {
     }
 
     /// Blocks until everything submitted to `stream` has completed; reports the stream's poison.
-    pub(crate) fn synchronize(&self, stream: u64) -> Result<()> {
+    fn synchronize(&self, stream: u64) -> Result<()> {
         let mut st = self.lock();
         loop {
             let q = match st.streams.get(&stream) {
@@ -441,21 +451,13 @@ impl Machine {
     }
 
     /// True when everything submitted to `stream` has completed.
-    pub(crate) fn query(&self, stream: u64) -> bool {
+    fn query(&self, stream: u64) -> bool {
         let st = self.lock();
         st.streams.get(&stream).is_none_or(|q| q.completed >= q.submitted && !q.running)
     }
 
-    /// Switches the race checker on (fresh: it judges only what it sees from now on) or off.
-    pub(crate) fn set_sanitize(&self, on: bool) {
-        let mut st = self.lock();
-        if on != st.sanitizer.is_some() {
-            st.sanitizer = on.then(Sanitizer::default);
-        }
-    }
-
     /// Ends the stream's poisoned state; returns the error that caused it, if any.
-    pub(crate) fn clear_error(&self, stream: u64) -> Option<Error> {
+    fn clear_error(&self, stream: u64) -> Option<Error> {
         let mut st = self.lock();
         let q = st.streams.get_mut(&stream)?;
         let until = q.submitted + 1;

@@ -9,6 +9,7 @@ pub(crate) struct GpuInfo {
     pub name: String,
     pub compute_capability: (u32, u32),
     pub memory_bytes: usize,
+    pub sm_count: u32,
 }
 
 /// What the driver reports.
@@ -43,9 +44,16 @@ pub(crate) fn probe() -> Result<DriverInfo, String> {
         };
         let major = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
         let minor = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        let sm_count = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
         // SAFETY: as above.
         let memory_bytes = unsafe { result::device::total_mem(dev) }.unwrap_or(0);
-        devices.push(GpuInfo { ordinal: ordinal as usize, name, compute_capability: (major, minor), memory_bytes });
+        devices.push(GpuInfo {
+            ordinal: ordinal as usize,
+            name,
+            compute_capability: (major, minor),
+            memory_bytes,
+            sm_count,
+        });
     }
     Ok(DriverInfo { version, devices })
 }

@@ -1,0 +1,614 @@
+//! The CUDA stream machine: one per device, over the driver API (through cudarc's `sys`/`result` layers).
+//!
+//! Each stream is a CUDA stream created with its priority. Every op (and every record) records a pooled
+//! event after it, so any point of any stream can be waited for (`cuStreamWaitEvent`) or queried; events are
+//! recycled once they have completed. Device work is enqueued when it is submitted (kernel launches and
+//! copies are asynchronous); host work is a `cuLaunchHostFunc` callback. Memory comes from the device's
+//! stream-ordered pool (`cuMemAllocAsync`) and is freed stream-ordered after every recorded access.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cudarc::driver::sys::{self, CUcontext, CUdeviceptr, CUevent, CUfunction, CUmodule, CUresult, CUstream};
+
+use crate::backend::{Access, HostWork, Point, Stamp, Work};
+use crate::error::{Error, Result};
+use crate::hazard::sanitizer::Sanitizer;
+use crate::hazard::AccessLog;
+use crate::jit::{Arch, KernelCache, KernelSpec, Nvrtc};
+
+/// Device work: enqueues launches and copies on the stream the launcher names.
+pub(crate) type DeviceWork = Box<dyn FnOnce(&Launcher<'_>) -> Result<()> + Send + 'static>;
+
+/// Maps a driver status to `Err(Error::Driver)` naming the call.
+pub(crate) fn check(call: &'static str, status: CUresult) -> Result<()> {
+    match status {
+        CUresult::CUDA_SUCCESS => Ok(()),
+        CUresult::CUDA_ERROR_OUT_OF_MEMORY => Err(Error::OutOfMemory { device: "cuda".into(), bytes: 0 }),
+        other => Err(Error::Driver { call, message: describe(other) }),
+    }
+}
+
+fn describe(status: CUresult) -> String {
+    let mut text: *const std::ffi::c_char = std::ptr::null();
+    // SAFETY: the driver returns a pointer to a static string, or leaves it null.
+    let ok = unsafe { sys::cuGetErrorString(status, &mut text) } == CUresult::CUDA_SUCCESS && !text.is_null();
+    if ok {
+        // SAFETY: non-null, NUL-terminated static string from the driver.
+        format!("{status:?}: {}", unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy())
+    } else {
+        format!("{status:?}")
+    }
+}
+
+/// A timed CUDA event, kept alive by the `Event` that recorded it.
+pub(crate) struct TimedEvent {
+    event: CUevent,
+    ctx: CUcontext,
+}
+
+// SAFETY: CUDA events may be used from any thread once the context is made current (done in every call).
+unsafe impl Send for TimedEvent {}
+// SAFETY: as above.
+unsafe impl Sync for TimedEvent {}
+
+impl Drop for TimedEvent {
+    fn drop(&mut self) {
+        // SAFETY: the event was created in `ctx` and is destroyed once; errors only leak it.
+        unsafe {
+            let _ = sys::cuCtxSetCurrent(self.ctx);
+            let _ = sys::cuEventDestroy_v2(self.event);
+        }
+    }
+}
+
+/// The time between two timed events, as `cuEventElapsedTime` measures it.
+pub(crate) fn elapsed(start: &TimedEvent, end: &TimedEvent) -> Result<std::time::Duration> {
+    let mut ms = 0f32;
+    // SAFETY: both events are live and were recorded (the caller checked they completed).
+    let status = unsafe {
+        sys::cuCtxSetCurrent(start.ctx);
+        sys::cuEventElapsedTime_v2(&mut ms, start.event, end.event)
+    };
+    match status {
+        CUresult::CUDA_ERROR_NOT_READY => Err(Error::EventNotReady),
+        s => check("cuEventElapsedTime", s),
+    }?;
+    if ms < 0.0 {
+        return Err(Error::InvalidArgument {
+            op: "elapsed_time",
+            reason: "the end event completed before the start event".into(),
+        });
+    }
+    Ok(std::time::Duration::from_secs_f64(f64::from(ms) / 1e3))
+}
+
+struct StreamState {
+    raw: Option<CUstream>,
+    seq: u64,
+    /// `(seq, event recorded after that entry)`, oldest first; completed ones are recycled.
+    events: VecDeque<(u64, CUevent)>,
+    completed: u64,
+    /// Set by a failed host callback; later work on the stream is refused.
+    poison: Arc<Mutex<Option<Arc<Error>>>>,
+    seen: HashMap<u64, u64>,
+    name: String,
+}
+
+#[derive(Default)]
+struct State {
+    streams: HashMap<u64, StreamState>,
+    next_stream: u64,
+    idle_events: Vec<CUevent>,
+    sanitizer: Option<Sanitizer>,
+}
+
+/// A loaded module's functions by entry point.
+type Functions = HashMap<String, CUfunction>;
+
+/// The CUDA machine of one device.
+pub(crate) struct CudaMachine {
+    pub(crate) ordinal: usize,
+    pub(crate) arch: Arch,
+    pub(crate) sm_count: u32,
+    pub(crate) priority_range: (i32, i32),
+    ctx: CUcontext,
+    nvrtc: Nvrtc,
+    cache: KernelCache,
+    modules: Mutex<HashMap<String, (CUmodule, Functions)>>,
+    state: Mutex<State>,
+    /// Where dropped buffers are freed, after waiting for their last accesses.
+    free_stream: CUstream,
+}
+
+// SAFETY: every driver call first makes `ctx` current on the calling thread; the raw handles are plain
+// values shared under the mutexes above.
+unsafe impl Send for CudaMachine {}
+// SAFETY: as above.
+unsafe impl Sync for CudaMachine {}
+
+impl CudaMachine {
+    /// Opens device `ordinal`: retains its primary context, finds NVRTC and the kernel cache.
+    pub(crate) fn open(ordinal: usize, cc: (u32, u32), sm_count: u32) -> Result<CudaMachine> {
+        let nvrtc = Nvrtc::find()?;
+        let cache = KernelCache::open(KernelCache::default_dir()).unwrap_or_else(|_| KernelCache::in_memory());
+        let mut ctx: CUcontext = std::ptr::null_mut();
+        let (mut least, mut greatest) = (0, 0);
+        let mut free_stream: CUstream = std::ptr::null_mut();
+        // SAFETY: plain driver calls with out-parameters, in order: device, context, then context-bound calls.
+        unsafe {
+            let mut dev = 0;
+            check("cuDeviceGet", sys::cuDeviceGet(&mut dev, ordinal as i32))?;
+            check("cuDevicePrimaryCtxRetain", sys::cuDevicePrimaryCtxRetain(&mut ctx, dev))?;
+            check("cuCtxSetCurrent", sys::cuCtxSetCurrent(ctx))?;
+            check("cuCtxGetStreamPriorityRange", sys::cuCtxGetStreamPriorityRange(&mut least, &mut greatest))?;
+            check(
+                "cuStreamCreate",
+                sys::cuStreamCreateWithPriority(
+                    &mut free_stream,
+                    sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32,
+                    0,
+                ),
+            )?;
+        }
+        Ok(CudaMachine {
+            ordinal,
+            arch: Arch::new(cc.0, cc.1),
+            sm_count,
+            priority_range: (least, greatest),
+            ctx,
+            nvrtc,
+            cache,
+            modules: Mutex::default(),
+            state: Mutex::default(),
+            free_stream,
+        })
+    }
+
+    fn bind(&self) {
+        // SAFETY: the context lives as long as the machine (the primary context is never released).
+        unsafe {
+            sys::cuCtxSetCurrent(self.ctx);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.bind();
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The function `entry` of `spec`, compiled for this device (JIT + cache) and loaded once.
+    pub(crate) fn function(&self, spec: &KernelSpec, entry: &str) -> Result<CUfunction> {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = modules.get(spec.name()).and_then(|(_, fns)| fns.get(entry)) {
+            return Ok(*f);
+        }
+        self.bind();
+        if !modules.contains_key(spec.name()) {
+            let compiled = self.cache.get_or_compile(&self.nvrtc, spec, self.arch)?;
+            let mut module: CUmodule = std::ptr::null_mut();
+            // SAFETY: the CUBIN bytes are a complete image for this device's arch.
+            check("cuModuleLoadData", unsafe { sys::cuModuleLoadData(&mut module, compiled.cubin.as_ptr().cast()) })?;
+            modules.insert(spec.name().to_string(), (module, HashMap::new()));
+        }
+        let (module, fns) = modules.get_mut(spec.name()).expect("inserted above");
+        let cname =
+            CString::new(entry).map_err(|_| Error::InvalidArgument { op: "launch", reason: "bad entry".into() })?;
+        let mut f: CUfunction = std::ptr::null_mut();
+        // SAFETY: `module` is loaded; `cname` is NUL-terminated.
+        check("cuModuleGetFunction", unsafe { sys::cuModuleGetFunction(&mut f, *module, cname.as_ptr()) })?;
+        fns.insert(entry.to_string(), f);
+        Ok(f)
+    }
+
+    /// Allocates `bytes` from the device pool, ordered on `stream`.
+    pub(crate) fn alloc(&self, stream: u64, bytes: usize) -> Result<CUdeviceptr> {
+        let st = self.lock();
+        let raw = st.streams.get(&stream).and_then(|s| s.raw).unwrap_or(self.free_stream);
+        let mut ptr: CUdeviceptr = 0;
+        // SAFETY: out-parameter; `raw` is a live stream of this context.
+        match unsafe { sys::cuMemAllocAsync(&mut ptr, bytes, raw) } {
+            CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+                Err(Error::OutOfMemory { device: format!("cuda:{}", self.ordinal), bytes })
+            }
+            s => check("cuMemAllocAsync", s).map(|()| ptr),
+        }
+    }
+
+    /// Frees `ptr` once every access noted in `log` has completed (stream-ordered; never blocks).
+    pub(crate) fn free_after(&self, ptr: CUdeviceptr, log: &AccessLog) {
+        let mut st = self.lock();
+        let points: Vec<Point> = log.last_write().into_iter().chain(log.reads().iter().copied()).collect();
+        for p in points {
+            if let Some(ev) = st.event_for(p) {
+                // SAFETY: live event and stream of this context.
+                unsafe {
+                    sys::cuStreamWaitEvent(self.free_stream, ev, 0);
+                }
+            }
+        }
+        // SAFETY: `ptr` came from cuMemAllocAsync and is freed once; failures only leak.
+        unsafe {
+            sys::cuMemFreeAsync(ptr, self.free_stream);
+        }
+    }
+
+    fn poisoned(&self, st: &State, stream: u64) -> Option<Error> {
+        let s = st.streams.get(&stream)?;
+        let cause = s.poison.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        Some(Error::StreamPoisoned { stream: s.name.clone(), cause })
+    }
+
+    fn raw(&self, st: &State, stream: u64) -> Result<CUstream> {
+        st.streams
+            .get(&stream)
+            .and_then(|s| s.raw)
+            .ok_or(Error::InvalidArgument { op: "stream", reason: "the stream was released".into() })
+    }
+
+    fn record_point(&self, st: &mut State, stream: u64) -> Result<Point> {
+        let raw = self.raw(st, stream)?;
+        let ev = match st.idle_events.pop() {
+            Some(ev) => ev,
+            None => {
+                let mut ev: CUevent = std::ptr::null_mut();
+                // SAFETY: out-parameter.
+                check("cuEventCreate", unsafe {
+                    sys::cuEventCreate(&mut ev, sys::CUevent_flags::CU_EVENT_DISABLE_TIMING as u32)
+                })?;
+                ev
+            }
+        };
+        // SAFETY: live event and stream.
+        check("cuEventRecord", unsafe { sys::cuEventRecord(ev, raw) })?;
+        let s = st.streams.get_mut(&stream).expect("raw() found it");
+        s.seq += 1;
+        s.events.push_back((s.seq, ev));
+        Ok(Point { stream, seq: s.seq })
+    }
+}
+
+impl State {
+    /// Recycles the completed events at the front of `stream`'s list.
+    fn refresh(&mut self, stream: u64) {
+        let Some(s) = self.streams.get_mut(&stream) else { return };
+        while let Some(&(seq, ev)) = s.events.front() {
+            // SAFETY: live event.
+            if unsafe { sys::cuEventQuery(ev) } != CUresult::CUDA_SUCCESS {
+                break;
+            }
+            s.completed = seq;
+            s.events.pop_front();
+            self.idle_events.push(ev);
+        }
+    }
+
+    /// The event to wait on for `p`, or `None` when `p` has completed.
+    fn event_for(&mut self, p: Point) -> Option<CUevent> {
+        self.refresh(p.stream);
+        let s = self.streams.get(&p.stream)?;
+        if p.seq <= s.completed {
+            return None;
+        }
+        s.events.iter().find(|(seq, _)| *seq >= p.seq).map(|&(_, ev)| ev)
+    }
+
+    /// Makes `stream` wait for `p` (deduplicated); informs the race checker.
+    fn wait_for(&mut self, stream: u64, p: Point, raw: CUstream) -> Result<()> {
+        if p.stream == stream {
+            return Ok(());
+        }
+        let next = self.streams.get(&stream).map_or(1, |s| s.seq + 1);
+        if let Some(san) = &mut self.sanitizer {
+            san.wait_at(Point { stream, seq: next }, p);
+        }
+        let seen = self.streams.get_mut(&stream).map(|s| s.seen.entry(p.stream).or_insert(0));
+        if seen.as_deref().is_some_and(|v| *v >= p.seq) {
+            return Ok(());
+        }
+        if let Some(v) = seen {
+            *v = p.seq;
+        }
+        if let Some(ev) = self.event_for(p) {
+            // SAFETY: live event and stream.
+            check("cuStreamWaitEvent", unsafe { sys::cuStreamWaitEvent(raw, ev, 0) })?;
+        }
+        Ok(())
+    }
+}
+
+/// What device work uses to enqueue on its stream.
+pub(crate) struct Launcher<'a> {
+    machine: &'a CudaMachine,
+    stream: CUstream,
+}
+
+impl Launcher<'_> {
+    /// Launches `entry` of `spec` with a `grid` of blocks of `block` threads; `args` point at the arguments.
+    pub(crate) fn launch(
+        &self,
+        spec: &KernelSpec,
+        entry: &str,
+        grid: (u32, u32, u32),
+        block: u32,
+        args: &mut [*mut c_void],
+    ) -> Result<()> {
+        let f = self.machine.function(spec, entry)?;
+        self.machine.bind();
+        // SAFETY: `args` holds one pointer per kernel parameter, each to a value of the parameter's type (the
+        // callers in `ops` build them next to the kernel signatures); the grid is non-empty.
+        check("cuLaunchKernel", unsafe {
+            sys::cuLaunchKernel(
+                f,
+                grid.0.max(1),
+                grid.1.max(1),
+                grid.2.max(1),
+                block,
+                1,
+                1,
+                0,
+                self.stream,
+                args.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        })
+    }
+
+    /// Blocks for a grid-stride kernel over `n` items with 256-thread blocks.
+    pub(crate) fn blocks_for(&self, n: u64) -> u32 {
+        n.div_ceil(256).clamp(1, u64::from(self.machine.sm_count.max(1)) * 16) as u32
+    }
+
+    /// Copies `bytes` from host `src` to device `dst`.
+    ///
+    /// # Safety
+    /// `src` must be readable for `bytes`; `dst` must be a device allocation of at least `bytes`.
+    pub(crate) unsafe fn copy_to_device(&self, dst: CUdeviceptr, src: *const c_void, bytes: usize) -> Result<()> {
+        // SAFETY: per the contract. From pageable memory the call returns once `src` has been staged.
+        check("cuMemcpyHtoDAsync", unsafe { sys::cuMemcpyHtoDAsync_v2(dst, src, bytes, self.stream) })
+    }
+
+    /// Copies `bytes` from device `src` to host `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be writable for `bytes` until the copy has completed; `src` a device allocation.
+    pub(crate) unsafe fn copy_to_host(&self, dst: *mut c_void, src: CUdeviceptr, bytes: usize) -> Result<()> {
+        // SAFETY: per the contract.
+        check("cuMemcpyDtoHAsync", unsafe { sys::cuMemcpyDtoHAsync_v2(dst, src, bytes, self.stream) })
+    }
+
+    /// Copies `bytes` between device buffers.
+    pub(crate) fn copy_device(&self, dst: CUdeviceptr, src: CUdeviceptr, bytes: usize) -> Result<()> {
+        // SAFETY: both are device allocations of at least `bytes` owned by this op's tensors.
+        check("cuMemcpyDtoDAsync", unsafe { sys::cuMemcpyDtoDAsync_v2(dst, src, bytes, self.stream) })
+    }
+
+    /// Zeroes `bytes` at `dst`.
+    pub(crate) fn memset_zero(&self, dst: CUdeviceptr, bytes: usize) -> Result<()> {
+        // SAFETY: `dst` is a device allocation the caller owns for this op.
+        check("cuMemsetD8Async", unsafe { sys::cuMemsetD8Async(dst, 0, bytes, self.stream) })
+    }
+
+    /// Scratch memory for this op, ordered on its stream; free it with [`Launcher::free`].
+    pub(crate) fn scratch(&self, bytes: usize) -> Result<CUdeviceptr> {
+        let mut ptr: CUdeviceptr = 0;
+        // SAFETY: out-parameter, live stream.
+        check("cuMemAllocAsync", unsafe { sys::cuMemAllocAsync(&mut ptr, bytes, self.stream) })?;
+        Ok(ptr)
+    }
+
+    /// Frees scratch memory after the work enqueued so far on this stream.
+    pub(crate) fn free(&self, ptr: CUdeviceptr) -> Result<()> {
+        // SAFETY: `ptr` came from `scratch` on this stream.
+        check("cuMemFreeAsync", unsafe { sys::cuMemFreeAsync(ptr, self.stream) })
+    }
+}
+
+struct HostCall {
+    work: HostWork,
+    op: &'static str,
+    poison: Arc<Mutex<Option<Arc<Error>>>>,
+}
+
+unsafe extern "C" fn run_host_call(data: *mut c_void) {
+    // SAFETY: `data` is the `Box<HostCall>` leaked by `submit`, handed back exactly once.
+    let call = unsafe { Box::from_raw(data.cast::<HostCall>()) };
+    let HostCall { work, op, poison } = *call;
+    let outcome = match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(r) => r,
+        Err(_) => Err(Error::OpFailed { op: op.to_string(), message: "panicked".into() }),
+    };
+    if let Err(e) = outcome {
+        let mut slot = poison.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(Arc::new(e));
+    }
+}
+
+impl crate::backend::Machine for CudaMachine {
+    fn create_stream(&self, priority: i32, name: String) -> Result<u64> {
+        let mut st = self.lock();
+        let prio = priority.clamp(self.priority_range.1, self.priority_range.0);
+        let mut raw: CUstream = std::ptr::null_mut();
+        // SAFETY: out-parameter.
+        check("cuStreamCreateWithPriority", unsafe {
+            sys::cuStreamCreateWithPriority(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32, prio)
+        })?;
+        let id = st.next_stream;
+        st.next_stream += 1;
+        st.streams.insert(
+            id,
+            StreamState {
+                raw: Some(raw),
+                seq: 0,
+                events: VecDeque::new(),
+                completed: 0,
+                poison: Arc::default(),
+                seen: HashMap::new(),
+                name,
+            },
+        );
+        Ok(id)
+    }
+
+    fn release_stream(&self, id: u64) {
+        let mut st = self.lock();
+        if let Some(raw) = st.streams.get_mut(&id).and_then(|s| s.raw.take()) {
+            // SAFETY: queued work still completes after cuStreamDestroy; the events recorded on it stay valid.
+            unsafe {
+                sys::cuStreamDestroy_v2(raw);
+            }
+        }
+    }
+
+    fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
+        let mut st = self.lock();
+        if let Some(e) = self.poisoned(&st, stream) {
+            return Err(e);
+        }
+        let raw = self.raw(&st, stream)?;
+        let mut waits = Vec::new();
+        for log in access.reads {
+            lock_log(log).dependencies(stream, false, |p| waits.push(p));
+        }
+        for log in access.writes {
+            lock_log(log).dependencies(stream, true, |p| waits.push(p));
+        }
+        for p in waits {
+            st.wait_for(stream, p, raw)?;
+        }
+        let next = Point { stream, seq: st.streams[&stream].seq + 1 };
+        if let Some(san) = &mut st.sanitizer {
+            let ids = access.reads.iter().map(|l| (lock_log(l).id(), false));
+            let ids: Vec<_> = ids.chain(access.writes.iter().map(|l| (lock_log(l).id(), true))).collect();
+            if let Some(race) = ids.into_iter().find_map(|(id, w)| san.access(next, id, w).err()) {
+                return Err(Error::OpFailed { op: op.into(), message: format!("the race checker found {race}") });
+            }
+        }
+        match work {
+            Work::Device(w) => w(&Launcher { machine: self, stream: raw })?,
+            Work::Host(w) => {
+                let poison = Arc::clone(&st.streams[&stream].poison);
+                let data = Box::into_raw(Box::new(HostCall { work: w, op, poison })).cast::<c_void>();
+                // SAFETY: `run_host_call` takes back ownership of `data` exactly once when it runs.
+                let status = unsafe { sys::cuLaunchHostFunc(raw, Some(run_host_call), data) };
+                if status != CUresult::CUDA_SUCCESS {
+                    // SAFETY: the callback was not enqueued, so the box is still ours.
+                    drop(unsafe { Box::from_raw(data.cast::<HostCall>()) });
+                    check("cuLaunchHostFunc", status)?;
+                }
+            }
+        }
+        let point = self.record_point(&mut st, stream)?;
+        debug_assert_eq!(point, next);
+        for log in access.reads {
+            lock_log(log).note_read(point);
+        }
+        for log in access.writes {
+            lock_log(log).note_write(point);
+        }
+        Ok(point)
+    }
+
+    fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)> {
+        let mut st = self.lock();
+        let stamp = if timed {
+            let raw = self.raw(&st, stream)?;
+            let mut ev: CUevent = std::ptr::null_mut();
+            // SAFETY: out-parameter, then a live event and stream.
+            unsafe {
+                check("cuEventCreate", sys::cuEventCreate(&mut ev, 0))?;
+                let timed = TimedEvent { event: ev, ctx: self.ctx };
+                check("cuEventRecord", sys::cuEventRecord(ev, raw))?;
+                Some(Stamp::Device(Arc::new(timed)))
+            }
+        } else {
+            None
+        };
+        Ok((self.record_point(&mut st, stream)?, stamp))
+    }
+
+    fn wait(&self, stream: u64, p: Point) -> Result<()> {
+        let mut st = self.lock();
+        let raw = self.raw(&st, stream)?;
+        st.wait_for(stream, p, raw)
+    }
+
+    fn tail(&self, stream: u64) -> Point {
+        let st = self.lock();
+        Point { stream, seq: st.streams.get(&stream).map_or(0, |s| s.seq) }
+    }
+
+    fn is_complete(&self, p: Point) -> bool {
+        let mut st = self.lock();
+        st.refresh(p.stream);
+        st.streams.get(&p.stream).is_none_or(|s| p.seq <= s.completed)
+    }
+
+    fn last_write(&self, log: &Mutex<AccessLog>) -> Option<Point> {
+        let _st = self.lock();
+        lock_log(log).last_write()
+    }
+
+    fn wait_host(&self, p: Point) -> Result<()> {
+        let ev = {
+            let mut st = self.lock();
+            if let Some(e) = self.poisoned(&st, p.stream) {
+                return Err(e);
+            }
+            st.event_for(p)
+        };
+        if let Some(ev) = ev {
+            // SAFETY: a live event (it stays in the list until it has completed, and we only recycle under
+            // the lock after a successful query, which cannot precede this wait's completion).
+            check("cuEventSynchronize", unsafe { sys::cuEventSynchronize(ev) })?;
+        }
+        let st = self.lock();
+        self.poisoned(&st, p.stream).map_or(Ok(()), Err)
+    }
+
+    fn synchronize(&self, stream: u64) -> Result<()> {
+        let raw = {
+            let st = self.lock();
+            st.streams.get(&stream).and_then(|s| s.raw)
+        };
+        if let Some(raw) = raw {
+            // SAFETY: a live stream (released streams have no handle).
+            check("cuStreamSynchronize", unsafe { sys::cuStreamSynchronize(raw) })?;
+        }
+        let mut st = self.lock();
+        st.refresh(stream);
+        self.poisoned(&st, stream).map_or(Ok(()), Err)
+    }
+
+    fn query(&self, stream: u64) -> bool {
+        let st = self.lock();
+        st.streams.get(&stream).and_then(|s| s.raw).is_none_or(|raw| {
+            // SAFETY: a live stream.
+            let status = unsafe { sys::cuStreamQuery(raw) };
+            status == CUresult::CUDA_SUCCESS
+        })
+    }
+
+    fn clear_error(&self, stream: u64) -> Option<Error> {
+        let st = self.lock();
+        let s = st.streams.get(&stream)?;
+        let cause = s.poison.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        Some((*cause).clone())
+    }
+}
+
+impl CudaMachine {
+    /// Switches the race checker on or off (see `set_sanitize`).
+    pub(crate) fn set_sanitize(&self, on: bool) {
+        let mut st = self.lock();
+        if on != st.sanitizer.is_some() {
+            st.sanitizer = on.then(Sanitizer::default);
+        }
+    }
+}
+
+fn lock_log(log: &Mutex<AccessLog>) -> MutexGuard<'_, AccessLog> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,261 @@
+//! The CUDA side of each op: which kernel specialisation, which launch shape, which arguments.
+//!
+//! Every function enqueues on `stream` through [`Stream::submit`] with the op's reads and writes, so
+//! cross-stream ordering and stream-ordered frees are the machine's job. Arguments are built next to the
+//! kernel signatures they match (in `kernels/src/cuda/*.cu`).
+
+use std::ffi::c_void;
+
+use crate::backend::cpu::{broadcast_strides, BinaryOp, MatmulDims};
+use crate::backend::cuda::Launcher;
+use crate::backend::Work;
+use crate::dtype::{DType, Element};
+use crate::error::Result;
+use crate::jit::{KernelSpec, MmTile, REDUCE_BLOCK};
+use crate::shape::MAX_DIMS;
+use crate::stream::Stream;
+use crate::tensor::Tensor;
+
+fn arg<V>(v: &mut V) -> *mut c_void {
+    (v as *mut V).cast()
+}
+
+/// Enqueues `body(launcher, input pointers, output pointer)` reading `inputs` and writing `out`.
+fn submit<T: Element, U: Element>(
+    stream: &Stream,
+    op: &'static str,
+    inputs: &[&Tensor<T>],
+    out: &Tensor<U>,
+    body: impl FnOnce(&Launcher<'_>, &[u64], u64) -> Result<()> + Send + 'static,
+) -> Result<()> {
+    for t in inputs {
+        stream.check_same_device(op, &t.device())?;
+    }
+    stream.check_same_device(op, &out.device())?;
+    let ins = inputs.iter().map(|t| t.storage.device_ptr()).collect::<Result<Vec<u64>>>()?;
+    let dst = out.storage.device_ptr()?;
+    let reads: Vec<_> = inputs.iter().map(|t| &t.storage.log).collect();
+    stream.submit(op, &reads, &[&out.storage.log], Work::Device(Box::new(move |l| body(l, &ins, dst))))?;
+    Ok(())
+}
+
+pub(crate) fn fill<T: Element>(stream: &Stream, out: &Tensor<T>, value: T) -> Result<()> {
+    let spec = KernelSpec::elementwise(T::DTYPE);
+    let n = out.numel() as u64;
+    submit::<T, T>(stream, "fill", &[], out, move |l, _, mut dst| {
+        let (mut value, mut n) = (value.to_f64(), n);
+        l.launch(&spec, "fill", (l.blocks_for(n), 1, 1), 256, &mut [arg(&mut dst), arg(&mut value), arg(&mut n)])
+    })
+}
+
+pub(crate) fn zero<T: Element>(stream: &Stream, out: &Tensor<T>) -> Result<()> {
+    let bytes = out.numel() * T::DTYPE.size_in_bytes();
+    submit::<T, T>(stream, "zeros", &[], out, move |l, _, dst| l.memset_zero(dst, bytes))
+}
+
+pub(crate) fn randn<T: Element>(stream: &Stream, out: &Tensor<T>, seed: u64, offset: u64) -> Result<()> {
+    let spec = KernelSpec::randn(T::DTYPE);
+    let n = out.numel() as u64;
+    submit::<T, T>(stream, "randn", &[], out, move |l, _, mut dst| {
+        let (mut n, mut seed, mut offset) = (n, seed, offset);
+        let grid = l.blocks_for(n.div_ceil(4));
+        l.launch(&spec, "randn", (grid, 1, 1), 256, &mut [arg(&mut dst), arg(&mut n), arg(&mut seed), arg(&mut offset)])
+    })
+}
+
+/// The `Broadcast` struct of `elementwise.cu`, passed by value.
+#[repr(C)]
+struct Broadcast {
+    out_shape: [u64; MAX_DIMS],
+    a_stride: [u64; MAX_DIMS],
+    b_stride: [u64; MAX_DIMS],
+    ndim: i32,
+}
+
+fn op_code(op: BinaryOp) -> i32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+    }
+}
+
+pub(crate) fn binary<T: Element>(
+    stream: &Stream,
+    op: BinaryOp,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    out: &Tensor<T>,
+) -> Result<()> {
+    let spec = KernelSpec::elementwise(T::DTYPE);
+    let n = out.numel() as u64;
+    if a.shape() == b.shape() {
+        return submit(stream, op.name(), &[a, b], out, move |l, ins, mut dst| {
+            let (mut code, mut pa, mut pb, mut n) = (op_code(op), ins[0], ins[1], n);
+            let args = &mut [arg(&mut code), arg(&mut pa), arg(&mut pb), arg(&mut dst), arg(&mut n)];
+            l.launch(&spec, "binary_same", (l.blocks_for(n), 1, 1), 256, args)
+        });
+    }
+    let out_shape = out.shape();
+    let mut bc = Broadcast {
+        out_shape: [1; MAX_DIMS],
+        a_stride: [0; MAX_DIMS],
+        b_stride: [0; MAX_DIMS],
+        ndim: out_shape.len() as i32,
+    };
+    let (sa, sb) = (broadcast_strides(a.shape(), out_shape), broadcast_strides(b.shape(), out_shape));
+    for d in 0..out_shape.len() {
+        bc.out_shape[d] = out_shape[d] as u64;
+        bc.a_stride[d] = sa[d] as u64;
+        bc.b_stride[d] = sb[d] as u64;
+    }
+    submit(stream, op.name(), &[a, b], out, move |l, ins, mut dst| {
+        let (mut code, mut pa, mut pb, mut n, mut bc) = (op_code(op), ins[0], ins[1], n, bc);
+        let args = &mut [arg(&mut code), arg(&mut pa), arg(&mut pb), arg(&mut dst), arg(&mut n), arg(&mut bc)];
+        l.launch(&spec, "binary_broadcast", (l.blocks_for(n), 1, 1), 256, args)
+    })
+}
+
+pub(crate) fn scalar<T: Element>(
+    stream: &Stream,
+    op: BinaryOp,
+    a: &Tensor<T>,
+    value: f64,
+    out: &Tensor<T>,
+) -> Result<()> {
+    let spec = KernelSpec::elementwise(T::DTYPE);
+    let n = out.numel() as u64;
+    submit(stream, op.name(), &[a], out, move |l, ins, mut dst| {
+        let (mut code, mut pa, mut value, mut reversed, mut n) = (op_code(op), ins[0], value, 0i32, n);
+        let args = &mut [arg(&mut code), arg(&mut pa), arg(&mut value), arg(&mut reversed), arg(&mut dst), arg(&mut n)];
+        l.launch(&spec, "scalar_op", (l.blocks_for(n), 1, 1), 256, args)
+    })
+}
+
+pub(crate) fn copy<T: Element>(stream: &Stream, src: &Tensor<T>, dst: &Tensor<T>) -> Result<()> {
+    let spec = KernelSpec::elementwise(T::DTYPE);
+    let n = dst.numel() as u64;
+    submit(stream, "copy_", &[src], dst, move |l, ins, mut d| {
+        let (mut s, mut n) = (ins[0], n);
+        l.launch(&spec, "copy", (l.blocks_for(n), 1, 1), 256, &mut [arg(&mut s), arg(&mut d), arg(&mut n)])
+    })
+}
+
+pub(crate) fn convert<T: Element, U: Element>(stream: &Stream, a: &Tensor<T>, out: &Tensor<U>) -> Result<()> {
+    let n = out.numel() as u64;
+    if T::DTYPE == U::DTYPE {
+        let bytes = out.numel() * T::DTYPE.size_in_bytes();
+        return submit(stream, "to_dtype", &[a], out, move |l, ins, dst| {
+            // SAFETY: both are device buffers of `bytes` bytes; the D2D copy is enqueued on this stream.
+            let (src, dst) = (ins[0], dst);
+            l.copy_device(dst, src, bytes)
+        });
+    }
+    let spec = KernelSpec::convert(T::DTYPE, U::DTYPE);
+    submit(stream, "to_dtype", &[a], out, move |l, ins, mut dst| {
+        let (mut src, mut n) = (ins[0], n);
+        l.launch(&spec, "convert", (l.blocks_for(n), 1, 1), 256, &mut [arg(&mut src), arg(&mut dst), arg(&mut n)])
+    })
+}
+
+/// `out[0] = scale · Σ a`, deterministic: per-block partial sums in f64, then one block adds them in order.
+pub(crate) fn sum<T: Element>(
+    stream: &Stream,
+    op: &'static str,
+    a: &Tensor<T>,
+    scale: f64,
+    out: &Tensor<T>,
+) -> Result<()> {
+    let spec = KernelSpec::reduce(T::DTYPE);
+    let n = a.numel() as u64;
+    submit(stream, op, &[a], out, move |l, ins, mut dst| {
+        let blocks = l.blocks_for(n);
+        let mut partial = l.scratch(blocks as usize * size_of::<f64>())?;
+        let (mut src, mut n, mut count, mut scale) = (ins[0], n, u64::from(blocks), scale);
+        l.launch(
+            &spec,
+            "sum_partial",
+            (blocks, 1, 1),
+            REDUCE_BLOCK,
+            &mut [arg(&mut src), arg(&mut n), arg(&mut partial)],
+        )?;
+        let args = &mut [arg(&mut partial), arg(&mut count), arg(&mut scale), arg(&mut dst)];
+        l.launch(&spec, "sum_final", (1, 1, 1), REDUCE_BLOCK, args)?;
+        l.free(partial)
+    })
+}
+
+pub(crate) fn mm<T: Element>(
+    stream: &Stream,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    out: &Tensor<T>,
+    d: MatmulDims,
+) -> Result<()> {
+    let (m, n, k) = (d.m as i32, d.n as i32, d.k as i32);
+    let (spec, entry, grid, block) = match T::DTYPE {
+        DType::F16 | DType::BF16 => {
+            let grid = (d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32);
+            (KernelSpec::mm(T::DTYPE, MmTile::SMALL), "mm_mma", grid, 128)
+        }
+        DType::F32 | DType::F64 => {
+            let tile = MmTile::for_shape(T::DTYPE, d.m, d.n);
+            let grid = (d.n.div_ceil(tile.bn as usize) as u32, d.m.div_ceil(tile.bm as usize) as u32, d.batch as u32);
+            (KernelSpec::mm(T::DTYPE, tile), "mm_tiled", grid, tile.threads())
+        }
+    };
+    submit(stream, "mm", &[a, b], out, move |l, ins, mut c| {
+        let (mut pa, mut pb, mut m, mut n, mut k) = (ins[0], ins[1], m, n, k);
+        let (mut abs, mut bbs) = (d.a_batch_stride as u64, d.b_batch_stride as u64);
+        let args = &mut [
+            arg(&mut pa),
+            arg(&mut pb),
+            arg(&mut c),
+            arg(&mut m),
+            arg(&mut n),
+            arg(&mut k),
+            arg(&mut abs),
+            arg(&mut bbs),
+        ];
+        l.launch(&spec, entry, grid, block, args)
+    })
+}
+
+/// Copies a host tensor into a new device tensor on `stream`.
+pub(crate) fn upload<T: Element>(stream: &Stream, host: &Tensor<T>) -> Result<Tensor<T>> {
+    let out = Tensor::alloc(stream, host.shape().to_vec())?;
+    let storage = std::sync::Arc::clone(&host.storage);
+    let bytes = host.numel() * T::DTYPE.size_in_bytes();
+    let dst = out.storage.device_ptr()?;
+    stream.submit(
+        "to_device",
+        &[],
+        &[&out.storage.log],
+        Work::Device(Box::new(move |l| {
+            // SAFETY: `host` is a host tensor nothing else writes (it was just made, or the caller read it after
+            // its producer); pageable copies return once the source has been staged.
+            let src = unsafe { storage.slice()? };
+            unsafe { l.copy_to_device(dst, src.as_ptr().cast(), bytes) }
+        })),
+    )?;
+    Ok(out)
+}
+
+/// Copies a device tensor to the host, waiting only for its producer (on a transient stream).
+pub(crate) fn download<T: Element>(t: &Tensor<T>) -> Result<Vec<T>> {
+    let device = t.device();
+    let reader = Stream::create(device, device.priority_range().1)?;
+    let n = t.numel();
+    let mut data: Vec<T> = vec![T::ZERO; n];
+    let (dst, src, bytes) = (data.as_mut_ptr() as usize, t.storage.device_ptr()?, n * T::DTYPE.size_in_bytes());
+    let point = reader.submit(
+        "to_vec",
+        &[&t.storage.log],
+        &[],
+        // SAFETY: `data` outlives the copy: we wait for its point below before returning or dropping it.
+        Work::Device(Box::new(move |l| unsafe { l.copy_to_host(dst as *mut c_void, src, bytes) })),
+    )?;
+    reader.machine().wait_host(point)?;
+    Ok(data)
+}
