@@ -38,6 +38,21 @@ macro_rules! test_device {
     };
 }
 
+/// Runs `$body(&Device) -> streamdsl::Result<()>` as `$name::cpu` only: for semantics of the CPU stream
+/// machine's host work (concurrent host functions, skipping work after a failure) that CUDA host callbacks do
+/// not share — the driver may run all callbacks on one thread, so a blocked callback would stall the others.
+#[macro_export]
+macro_rules! cpu_test {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$body(&streamdsl::Device::cpu()).unwrap();
+            }
+        }
+    };
+}
+
 /// A latch a host function can block on until the test opens it.
 #[derive(Clone, Default)]
 pub struct Gate(Arc<(Mutex<bool>, Condvar)>);

@@ -93,15 +93,26 @@ fn randn_reproduces_philox_box_muller(dev: &Device) -> Result<()> {
                 r * t.sin()
             }
         };
-        assert_eq!(x32[i], z32, "f32 element {i}");
-        assert_eq!(x64[i], z64, "f64 element {i}");
+        if dev.is_cpu() {
+            assert_eq!(x32[i], z32, "f32 element {i}");
+            assert_eq!(x64[i], z64, "f64 element {i}");
+        } else {
+            // The GPU's log/sin/cos round differently: equal up to float rounding.
+            assert!((x32[i] - z32).abs() <= 4e-6 * z32.abs().max(1.0), "f32 element {i}: {} vs {z32}", x32[i]);
+            assert!((x64[i] - z64).abs() <= 1e-14 * z64.abs().max(1.0), "f64 element {i}: {} vs {z64}", x64[i]);
+        }
+    }
+    // The uniform bits are identical on every backend.
+    let bits = streamdsl::random::philox_bits_on(&s, 1031, seed, 7)?;
+    for (g, word) in bits.chunks(4).enumerate() {
+        assert_eq!(word, philox4x32_10([g as u32, 0, 7, 0], key), "group {g}");
     }
     // Every element type draws the same normals, rounded.
     g.manual_seed(5);
     let h = ops::randn_with_on::<f16>(&s, [64], &g)?.to_vec()?;
     g.manual_seed(5);
     let f = ops::randn_with_on::<f32>(&s, [64], &g)?.to_vec()?;
-    assert!(h.iter().zip(&f).all(|(h, f)| *h == f16::from_f32(*f)));
+    assert!(h.iter().zip(&f).all(|(h, f)| *h == f16::from_f32(*f)), "{h:?} vs {f:?}");
     Ok(())
 }
 test_device!(randn_bits, randn_reproduces_philox_box_muller);

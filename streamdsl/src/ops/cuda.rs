@@ -259,3 +259,27 @@ pub(crate) fn download<T: Element>(t: &Tensor<T>) -> Result<Vec<T>> {
     reader.machine().wait_host(point)?;
     Ok(data)
 }
+
+/// The raw Philox words of `groups` counters, computed by the `philox_bits` kernel.
+pub(crate) fn philox_bits(stream: &Stream, groups: usize, seed: u64, offset: u64) -> Result<Vec<u32>> {
+    let spec = KernelSpec::randn(DType::F32);
+    let bytes = groups * 4 * size_of::<u32>();
+    let mut out = vec![0u32; groups * 4];
+    let dst_host = out.as_mut_ptr() as usize;
+    let point = stream.submit(
+        "philox_bits",
+        &[],
+        &[],
+        Work::Device(Box::new(move |l| {
+            let mut buf = l.scratch(bytes.max(4))?;
+            let (mut groups, mut seed, mut offset) = (groups as u64, seed, offset);
+            let args = &mut [arg(&mut buf), arg(&mut groups), arg(&mut seed), arg(&mut offset)];
+            l.launch(&spec, "philox_bits", (l.blocks_for(groups), 1, 1), 256, args)?;
+            // SAFETY: `out` outlives the copy: the caller waits for this op's point before using or dropping it.
+            unsafe { l.copy_to_host(dst_host as *mut c_void, buf, bytes)? };
+            l.free(buf)
+        })),
+    )?;
+    stream.machine().wait_host(point)?;
+    Ok(out)
+}
