@@ -57,6 +57,15 @@ mod snapshots {
 
     use quote::quote;
 
+    /// Whether the checked-in snapshots are here (not on a machine that only got the test binary).
+    fn have_snapshots() -> bool {
+        let here = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/snapshots")).is_dir();
+        if !here {
+            eprintln!("skipped: the snapshot files are not on this machine");
+        }
+        here
+    }
+
     fn expand(input: proc_macro2::TokenStream) -> String {
         let body = super::gpu_scope(input);
         let file: syn::File = syn::parse2(quote!(fn expansion() { #body })).expect("the expansion parses");
@@ -65,6 +74,9 @@ mod snapshots {
 
     #[test]
     fn free_functions_become_explicit() {
+        if !have_snapshots() {
+            return;
+        }
         insta::assert_snapshot!(expand(quote!(stream = s, {
             let a = randn::<f32>([10, 5])?;
             let b = randn::<f32>([5, 10])?;
@@ -74,6 +86,9 @@ mod snapshots {
 
     #[test]
     fn tensor_methods_become_explicit() {
+        if !have_snapshots() {
+            return;
+        }
         insta::assert_snapshot!(expand(quote!(stream = &streams[i], {
             let h = x.mm(&y)?.to_dtype::<f16>()?;
             x.fill_(0.0)?;
@@ -84,6 +99,9 @@ mod snapshots {
 
     #[test]
     fn shared_names_qualified_paths_and_closures_are_left_alone() {
+        if !have_snapshots() {
+            return;
+        }
         insta::assert_snapshot!(expand(quote!(stream = s, {
             let total = a.add(&b)?.sum()?;
             let sum: f32 = values.iter().sum();
@@ -96,6 +114,9 @@ mod snapshots {
 
     #[test]
     fn errors_keep_the_block() {
+        if !have_snapshots() {
+            return;
+        }
         insta::assert_snapshot!(expand(quote!(steam = s, { zeros::<f32>([2]) })));
     }
 
