@@ -429,7 +429,8 @@ unsafe extern "C" fn run_host_call(data: *mut c_void) {
 impl crate::backend::Machine for CudaMachine {
     fn create_stream(&self, priority: i32, name: String) -> Result<u64> {
         let mut st = self.lock();
-        let prio = priority.clamp(self.priority_range.1, self.priority_range.0);
+        // Clamp into [greatest, least] without `clamp`, which would panic on an inverted range.
+        let prio = priority.max(self.priority_range.1).min(self.priority_range.0);
         let mut raw: CUstream = std::ptr::null_mut();
         // SAFETY: out-parameter.
         check("cuStreamCreateWithPriority", unsafe {
@@ -560,8 +561,9 @@ impl crate::backend::Machine for CudaMachine {
             st.event_for(p)
         };
         if let Some(ev) = ev {
-            // SAFETY: a live event (it stays in the list until it has completed, and we only recycle under
-            // the lock after a successful query, which cannot precede this wait's completion).
+            // SAFETY: events are never destroyed while the machine lives, only recycled. If another thread sees
+            // this one complete and re-records it before we get here, we wait for that later work too: longer
+            // than needed, never shorter.
             check("cuEventSynchronize", unsafe { sys::cuEventSynchronize(ev) })?;
         }
         let st = self.lock();
