@@ -49,6 +49,43 @@ pub(crate) struct Access<'a> {
     pub writes: &'a [&'a Mutex<AccessLog>],
 }
 
+impl Access<'_> {
+    /// The points an op on `stream` must wait for before making these accesses (see `crate::hazard`).
+    pub(crate) fn dependencies(&self, stream: u64) -> Vec<Point> {
+        let mut waits = Vec::new();
+        for (log, write) in self.logs() {
+            lock_log(log).dependencies(stream, write, |p| waits.push(p));
+        }
+        waits
+    }
+
+    /// Notes that the op at `point` made these accesses.
+    pub(crate) fn note(&self, point: Point) {
+        for (log, write) in self.logs() {
+            let mut log = lock_log(log);
+            if write {
+                log.note_write(point);
+            } else {
+                log.note_read(point);
+            }
+        }
+    }
+
+    /// `(buffer id, is a write)` of every access, for the race checker.
+    pub(crate) fn buffers(&self) -> Vec<(u64, bool)> {
+        self.logs().map(|(log, write)| (lock_log(log).id(), write)).collect()
+    }
+
+    fn logs(&self) -> impl Iterator<Item = (&Mutex<AccessLog>, bool)> {
+        self.reads.iter().map(|l| (*l, false)).chain(self.writes.iter().map(|l| (*l, true)))
+    }
+}
+
+/// Locks an access log; they are only touched under a machine's lock, so a poisoned one is still consistent.
+pub(crate) fn lock_log(log: &Mutex<AccessLog>) -> std::sync::MutexGuard<'_, AccessLog> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A stream machine: streams, their queues, events, and the cross-stream ordering of buffer accesses.
 pub(crate) trait Machine: Send + Sync + 'static {
     /// A new stream; `priority` is validated (≤ 0) and clamped by the machine.

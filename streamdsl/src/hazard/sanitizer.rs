@@ -125,6 +125,11 @@ impl Sanitizer {
         }
     }
 
+    /// Checks every access of the op at `point` and records them; the first race, if any.
+    pub(crate) fn check_op(&mut self, point: Point, buffers: &[(u64, bool)]) -> Option<Race> {
+        buffers.iter().find_map(|&(id, write)| self.access(point, id, write).err())
+    }
+
     /// Checks an access to `buffer` at `point` (already stepped) and records it.
     pub(crate) fn access(&mut self, point: Point, buffer: u64, write: bool) -> Result<(), Race> {
         let acc = self.buffers.remove(&buffer).unwrap_or_default();

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use crate::backend::{Access, HostWork, Point, Stamp, Work};
+use crate::backend::{lock_log, Access, HostWork, Point, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
@@ -132,15 +132,6 @@ impl State {
         if let Some(s) = &mut self.sanitizer {
             s.wait_at(at, p);
         }
-    }
-
-    /// With the race checker on, checks the accesses of the op at `point`; the first race, if any.
-    fn check_races(&mut self, point: Point, access: &Access<'_>) -> Option<String> {
-        let s = self.sanitizer.as_mut()?;
-        let reads = access.reads.iter().map(|l| (lock_log(l).id(), false));
-        let writes = access.writes.iter().map(|l| (lock_log(l).id(), true));
-        let accesses: Vec<(u64, bool)> = reads.chain(writes).collect();
-        accesses.into_iter().find_map(|(id, write)| s.access(point, id, write).err()).map(|r| r.to_string())
     }
 
     /// Completes the tasks at the heads of the queues that need no worker (records, satisfied waits,
@@ -363,24 +354,13 @@ impl crate::backend::Machine for Machine {
             }
         };
         let mut st = self.lock();
-        let mut waits = Vec::new();
-        for log in access.reads {
-            lock_log(log).dependencies(stream, false, |p| waits.push(p));
-        }
-        for log in access.writes {
-            lock_log(log).dependencies(stream, true, |p| waits.push(p));
-        }
-        for p in waits {
+        for p in access.dependencies(stream) {
             st.push_wait(stream, p);
         }
         let point = st.push(stream, Task::Run { op, work });
-        for log in access.reads {
-            lock_log(log).note_read(point);
-        }
-        for log in access.writes {
-            lock_log(log).note_write(point);
-        }
-        if let Some(race) = st.check_races(point, &access) {
+        access.note(point);
+        let race = st.sanitizer.as_mut().and_then(|s| s.check_op(point, &access.buffers()));
+        if let Some(race) = race {
             // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
             if let Some(Queued { task: Task::Run { work, .. }, .. }) =
                 st.streams.get_mut(&stream).and_then(|q| q.queue.back_mut())
@@ -467,10 +447,6 @@ impl crate::backend::Machine for Machine {
         self.wake_worker(&mut st);
         Some(cause)
     }
-}
-
-fn lock_log(log: &Mutex<AccessLog>) -> MutexGuard<'_, AccessLog> {
-    log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::driver::sys::{self, CUcontext, CUdeviceptr, CUevent, CUfunction, CUmodule, CUresult, CUstream};
 
-use crate::backend::{Access, HostWork, Point, Stamp, Work};
+use crate::backend::{lock_log, Access, HostWork, Point, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
@@ -469,23 +469,12 @@ impl crate::backend::Machine for CudaMachine {
             return Err(e);
         }
         let raw = self.raw(&st, stream)?;
-        let mut waits = Vec::new();
-        for log in access.reads {
-            lock_log(log).dependencies(stream, false, |p| waits.push(p));
-        }
-        for log in access.writes {
-            lock_log(log).dependencies(stream, true, |p| waits.push(p));
-        }
-        for p in waits {
+        for p in access.dependencies(stream) {
             st.wait_for(stream, p, raw)?;
         }
         let next = Point { stream, seq: st.streams[&stream].seq + 1 };
-        if let Some(san) = &mut st.sanitizer {
-            let ids = access.reads.iter().map(|l| (lock_log(l).id(), false));
-            let ids: Vec<_> = ids.chain(access.writes.iter().map(|l| (lock_log(l).id(), true))).collect();
-            if let Some(race) = ids.into_iter().find_map(|(id, w)| san.access(next, id, w).err()) {
-                return Err(Error::OpFailed { op: op.into(), message: format!("the race checker found {race}") });
-            }
+        if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
+            return Err(Error::OpFailed { op: op.into(), message: format!("the race checker found {race}") });
         }
         match work {
             Work::Device(w) => w(&Launcher { machine: self, stream: raw })?,
@@ -503,12 +492,7 @@ impl crate::backend::Machine for CudaMachine {
         }
         let point = self.record_point(&mut st, stream)?;
         debug_assert_eq!(point, next);
-        for log in access.reads {
-            lock_log(log).note_read(point);
-        }
-        for log in access.writes {
-            lock_log(log).note_write(point);
-        }
+        access.note(point);
         Ok(point)
     }
 
@@ -609,8 +593,4 @@ impl CudaMachine {
             st.sanitizer = on.then(Sanitizer::default);
         }
     }
-}
-
-fn lock_log(log: &Mutex<AccessLog>) -> MutexGuard<'_, AccessLog> {
-    log.lock().unwrap_or_else(|e| e.into_inner())
 }
