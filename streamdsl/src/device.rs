@@ -44,7 +44,7 @@ fn cuda_registry(ordinal: usize) -> Result<Arc<CudaEntry>> {
         .map_err(|e| unavailable(format!("found {}, but it cannot be used: {e}", gpu.name)))?;
     let machine = Arc::new(machine);
     let device = Device { kind: DeviceKind::Cuda(ordinal) };
-    let default_stream = Stream::from_machine(device, Arc::clone(&machine) as Arc<dyn Machine>, 0, 0)?;
+    let default_stream = Stream::from_machine(device, Arc::clone(&machine) as Arc<dyn Machine>, 0)?;
     let entry = Arc::new(CudaEntry { machine, default_stream });
     opened.insert(ordinal, Arc::clone(&entry));
     Ok(entry)
@@ -147,8 +147,7 @@ impl Device {
             DeviceKind::Cpu => CPU_DEFAULT
                 .get_or_init(|| {
                     let machine: Arc<dyn Machine> = Arc::clone(crate::backend::cpu::machine()) as Arc<dyn Machine>;
-                    Stream::from_machine(*self, machine, 0, 0)
-                        .unwrap_or_else(|_| unreachable!("CPU streams never fail"))
+                    Stream::from_machine(*self, machine, 0).unwrap_or_else(|_| unreachable!("CPU streams never fail"))
                 })
                 .clone(),
         }

@@ -78,15 +78,11 @@ impl Stream {
 
     /// A stream on `device` with an already validated and clamped priority.
     pub(crate) fn create(device: Device, priority: i32) -> Result<Stream> {
-        Self::from_machine(device, device.machine()?, priority, 0)
+        Self::from_machine(device, device.machine()?, priority)
     }
 
-    pub(crate) fn from_machine(
-        device: Device,
-        machine: Arc<dyn Machine>,
-        priority: i32,
-        _reserved: u8,
-    ) -> Result<Stream> {
+    /// A stream of `machine`, which runs `device`'s streams.
+    pub(crate) fn from_machine(device: Device, machine: Arc<dyn Machine>, priority: i32) -> Result<Stream> {
         static NAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let name = format!("{device}/{}", NAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let id = machine.create_stream(priority, name)?;
