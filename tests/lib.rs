@@ -107,3 +107,30 @@ pub fn rel_err(x: &[f64], y: &[f64]) -> f64 {
 pub fn to_f64<T: Element>(t: &Tensor<T>) -> Vec<f64> {
     t.to_vec().unwrap().into_iter().map(|v| v.to_f64()).collect()
 }
+
+/// Proves concurrency: `parties` host functions each call [`Rendezvous::meet`], which returns true only if all
+/// of them were running at the same moment (it waits up to 10 s for the others, so a test never hangs).
+#[derive(Clone)]
+pub struct Rendezvous {
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    parties: usize,
+}
+
+impl Rendezvous {
+    pub fn new(parties: usize) -> Rendezvous {
+        Rendezvous { arrived: Arc::default(), parties }
+    }
+
+    pub fn meet(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.arrived.load(Ordering::SeqCst) < self.parties {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+}
