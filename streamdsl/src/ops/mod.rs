@@ -2,7 +2,7 @@
 //! the current stream.
 //!
 //! Each op validates its operands once (shapes, devices), allocates its output (an allocation that
-//! cannot be satisfied is [`Error::OutOfMemory`](crate::Error::OutOfMemory)), and enqueues its kernel on
+//! cannot be satisfied is [`crate::Error::OutOfMemory`]), and enqueues its kernel on
 //! the stream; it returns without waiting. Cross-stream ordering is automatic: an op waits for the last
 //! write of every tensor it reads, and for every earlier read of a tensor it writes, when those were
 //! enqueued on other streams.
