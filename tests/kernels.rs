@@ -15,7 +15,7 @@ fn nvrtc_or_skip(test: &str) -> Option<Nvrtc> {
             panic!("{test}: STREAMDSL_REQUIRE_NVRTC=1 but {e}")
         }
         Err(e) => {
-            eprintln!("skipped {test}: {e}");
+            streamdsl_tests::report(&format!("skipped {test}: {e}"));
             None
         }
     }
@@ -46,7 +46,10 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
                             Err(e) => failed.push(format!("{} {arch}: {e}", spec.name())),
                         }
                     }
-                    println!("compiled {} kernel specialisations for {arch} with {nvrtc}", specs.len());
+                    streamdsl_tests::report(&format!(
+                        "compiled {} kernel specialisations for {arch} with {nvrtc}",
+                        specs.len()
+                    ));
                     failed
                 })
             })

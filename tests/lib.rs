@@ -13,10 +13,17 @@ pub fn cuda_or_skip(test: &str) -> Option<Device> {
             panic!("{test}: STREAMDSL_REQUIRE_CUDA=1 but {e}")
         }
         Err(e) => {
-            eprintln!("skipped {test} on cuda: {e}");
+            report(&format!("skipped {test}: {e}"));
             None
         }
     }
+}
+
+/// Writes a line to the real stderr, not to the test harness's captured output (which a passing test never
+/// shows), so a run's log says what was skipped and why, and what the compile tests covered.
+pub fn report(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 /// Runs `$body(&Device) -> streamdsl::Result<()>` as `$name::cpu` and `$name::cuda` (skipped without a GPU).

@@ -11,7 +11,9 @@ fn gpu_scope_misuse_is_a_compile_error() {
         .is_ok_and(|o| o.status.success());
     let have_sources = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/ui")).is_dir();
     if !(have_cargo && have_sources) {
-        eprintln!("skipped gpu_scope_misuse_is_a_compile_error: trybuild needs cargo and the ui/ sources");
+        streamdsl_tests::report(
+            "skipped gpu_scope_misuse_is_a_compile_error: trybuild needs cargo and the ui/ sources",
+        );
         return;
     }
     let cases = trybuild::TestCases::new();

@@ -61,7 +61,11 @@ mod snapshots {
     fn have_snapshots() -> bool {
         let here = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/snapshots")).is_dir();
         if !here {
-            eprintln!("skipped: the snapshot files are not on this machine");
+            // The real stderr: the harness hides what passing tests print.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"skipped: the snapshot files are not on this machine\n",
+            );
         }
         here
     }

@@ -104,8 +104,13 @@ impl Device {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn from_env() -> Result<Device> {
-        match std::env::var("STREAMDSL_DEVICE") {
-            Ok(name) if !name.trim().is_empty() => name.parse(),
+        Self::from_setting(std::env::var("STREAMDSL_DEVICE").ok().as_deref())
+    }
+
+    /// The device a `STREAMDSL_DEVICE` value names; unset or blank picks CUDA 0 when usable, else the CPU.
+    fn from_setting(setting: Option<&str>) -> Result<Device> {
+        match setting {
+            Some(name) if !name.trim().is_empty() => name.parse(),
             _ => Ok(Device::cuda(0).unwrap_or(Device::cpu())),
         }
     }
@@ -236,13 +241,16 @@ impl Device {
 }
 
 impl Default for Device {
-    /// [`Device::from_env`]; when `STREAMDSL_DEVICE` names a device that cannot be used, a warning goes to
-    /// stderr and the CPU backend is used.
+    /// [`Device::from_env`], decided once per process at first use (as torch picks its device once);
+    /// when `STREAMDSL_DEVICE` names a device that cannot be used, a warning goes to stderr and the CPU
+    /// backend is used. Implicit ops outside any scope run on this device's default stream.
     fn default() -> Self {
-        Device::from_env().unwrap_or_else(|e| {
-            static WARNED: OnceLock<()> = OnceLock::new();
-            WARNED.get_or_init(|| eprintln!("streamdsl: {e}; using the CPU backend"));
-            Device::cpu()
+        static DEFAULT: OnceLock<Device> = OnceLock::new();
+        *DEFAULT.get_or_init(|| {
+            Device::from_env().unwrap_or_else(|e| {
+                eprintln!("streamdsl: {e}; using the CPU backend");
+                Device::cpu()
+            })
         })
     }
 }
@@ -279,5 +287,42 @@ impl fmt::Display for Device {
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Device({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamdsl_device_names_the_device() {
+        assert_eq!(Device::from_setting(Some("cpu")).unwrap(), Device::cpu());
+        assert_eq!(Device::from_setting(Some(" cpu ")).unwrap(), Device::cpu());
+        let gpu = Device::cuda(0);
+        for name in ["cuda", "cuda:0", "gpu"] {
+            match (&gpu, Device::from_setting(Some(name))) {
+                (Ok(g), Ok(d)) => assert_eq!(*g, d),
+                (Err(_), Err(e)) => assert!(matches!(e, Error::CudaUnavailable { .. }), "{name}: {e}"),
+                (g, d) => panic!("{name}: Device::cuda(0) gave {g:?} but the setting gave {d:?}"),
+            }
+        }
+        for bad in ["tpu", "cuda:", "cuda:x", "cuda:-1", "CPU0"] {
+            let e = Device::from_setting(Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("expected `cpu`, `cuda` or `cuda:N`"), "{bad}: {e}");
+        }
+        // Unset or blank: the best device present.
+        let best = if gpu.is_ok() { Device { kind: DeviceKind::Cuda(0) } } else { Device::cpu() };
+        assert_eq!(Device::from_setting(None).unwrap(), best);
+        assert_eq!(Device::from_setting(Some("  ")).unwrap(), best);
+    }
+
+    #[test]
+    fn a_missing_cuda_device_says_why() {
+        if let Err(e) = Device::cuda(0) {
+            assert!(matches!(e, Error::CudaUnavailable { .. }));
+            assert!(e.to_string().contains("CUDA is not available"), "{e}");
+        }
+        let e = Device::cuda(4096).unwrap_err();
+        assert!(matches!(e, Error::CudaUnavailable { .. }), "{e}");
     }
 }

@@ -20,9 +20,15 @@ pub(crate) struct DriverInfo {
     pub devices: Vec<GpuInfo>,
 }
 
-/// Loads the driver and lists its devices, or says which piece is missing. Never panics: cudarc panics
-/// when its library is absent, so presence is checked first.
+/// Loads the driver and lists its devices, or says which piece is missing. Probed once per process (like
+/// `cuInit`, whose outcome does not change), so asking again costs nothing.
 pub(crate) fn probe() -> Result<DriverInfo, String> {
+    static PROBED: std::sync::OnceLock<Result<DriverInfo, String>> = std::sync::OnceLock::new();
+    PROBED.get_or_init(probe_driver).clone()
+}
+
+/// [`probe`] itself. Never panics: cudarc panics when its library is absent, so presence is checked first.
+fn probe_driver() -> Result<DriverInfo, String> {
     // SAFETY: only tries to open the library.
     if !unsafe { sys::is_culib_present() } {
         return Err("no CUDA driver library (libcuda.so) was found: the NVIDIA driver is not installed".into());
