@@ -6,7 +6,7 @@
 //! to measured in the same run: `mm` against a direct `gemm` call on the same buffers (no stream
 //! machine), `randn` against a single-threaded Philox + Box–Muller loop.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use streamdsl::prelude::*;
 use streamdsl::random::{philox4x32_10, uniform_f32};
@@ -123,10 +123,20 @@ fn enqueue_row(s: &Stream) -> Result<()> {
         s.synchronize()?;
         drop(ys);
     }
+    // The implicit form outside any scope: finds the current stream (the default device's default stream).
+    let mut per_implicit_op = Vec::new();
+    for _ in 0..51 {
+        let t = Instant::now();
+        let ys: Vec<_> = (0..BATCH).map(|_| ones::<f32>([4]).expect("ones")).collect();
+        per_implicit_op.push(t.elapsed().as_secs_f64() / BATCH as f64);
+        Device::default().default_stream().synchronize()?;
+        drop(ys);
+    }
     println!(
-        "| enqueue an empty op (host cost) | {:.2} µs median | target < 1 µs; a 4-element `add_scalar` (validate + allocate + enqueue): {:.2} µs |",
+        "| enqueue an empty op (host cost) | {:.2} µs median | target < 1 µs; a 4-element `add_scalar` (validate + allocate + enqueue): {:.2} µs; `ones::<f32>([4])` on the current stream, outside any scope: {:.2} µs |",
         median(per_op) * 1e6,
-        median(per_tensor_op) * 1e6
+        median(per_tensor_op) * 1e6,
+        median(per_implicit_op) * 1e6
     );
     Ok(())
 }
@@ -146,6 +156,5 @@ fn main() -> Result<()> {
     mm_row(&s, 2048, 3)?;
     randn_row(&s)?;
     enqueue_row(&s)?;
-    let _ = Duration::ZERO;
     Ok(())
 }

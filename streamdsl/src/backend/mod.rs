@@ -86,6 +86,17 @@ pub(crate) fn lock_log(log: &Mutex<AccessLog>) -> std::sync::MutexGuard<'_, Acce
     log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The message of a caught panic, for the error that poisons the stream it happened on.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panicked".to_string()
+    }
+}
+
 /// A stream machine: streams, their queues, events, and the cross-stream ordering of buffer accesses.
 pub(crate) trait Machine: Send + Sync + 'static {
     /// A new stream; `priority` is validated (≤ 0) and clamped by the machine.

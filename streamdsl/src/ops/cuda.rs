@@ -186,6 +186,9 @@ pub(crate) fn sum<T: Element>(
     })
 }
 
+/// The most blocks a launch may have along grid y and z.
+const MAX_GRID_YZ: usize = 65_535;
+
 pub(crate) fn mm<T: Element>(
     stream: &Stream,
     a: &Tensor<T>,
@@ -193,32 +196,57 @@ pub(crate) fn mm<T: Element>(
     out: &Tensor<T>,
     d: MatmulDims,
 ) -> Result<()> {
-    let (m, n, k) = (d.m as i32, d.n as i32, d.k as i32);
-    let (spec, entry, grid, block) = match T::DTYPE {
-        DType::F16 | DType::BF16 => {
-            let grid = (d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32);
-            (KernelSpec::mm(T::DTYPE, MmTile::SMALL), "mm_mma", grid, 128)
-        }
+    let (spec, entry, (bm, bn), block) = match T::DTYPE {
+        DType::F16 | DType::BF16 => (KernelSpec::mm(T::DTYPE, MmTile::SMALL), "mm_mma", (64, 64), 128),
         DType::F32 | DType::F64 => {
             let tile = MmTile::for_shape(T::DTYPE, d.m, d.n);
-            let grid = (d.n.div_ceil(tile.bn as usize) as u32, d.m.div_ceil(tile.bm as usize) as u32, d.batch as u32);
-            (KernelSpec::mm(T::DTYPE, tile), "mm_tiled", grid, tile.threads())
+            (KernelSpec::mm(T::DTYPE, tile), "mm_tiled", (tile.bm as usize, tile.bn as usize), tile.threads())
         }
     };
-    submit(stream, "mm", &[a, b], out, move |l, ins, mut c| {
-        let (mut pa, mut pb, mut m, mut n, mut k) = (ins[0], ins[1], m, n, k);
+    // The kernels index rows and columns with 32-bit ints and tile the rows along grid y: refuse what
+    // would not fit rather than compute on wrapped indices.
+    let too_large = |reason: String| crate::Error::InvalidArgument { op: "mm", reason };
+    let (Ok(m), Ok(n), Ok(k)) = (i32::try_from(d.m), i32::try_from(d.n), i32::try_from(d.k)) else {
+        return Err(too_large(format!(
+            "the CUDA kernels take dimensions up to {} (got m={}, k={}, n={})",
+            i32::MAX,
+            d.m,
+            d.k,
+            d.n
+        )));
+    };
+    if d.m.div_ceil(bm) > MAX_GRID_YZ {
+        return Err(too_large(format!(
+            "{} rows are more than the CUDA kernel's {} row tiles of {bm}",
+            d.m, MAX_GRID_YZ
+        )));
+    }
+    let grid_x = d.n.div_ceil(bn) as u32;
+    let grid_y = d.m.div_ceil(bm) as u32;
+    let elem = T::DTYPE.size_in_bytes() as u64;
+    submit(stream, "mm", &[a, b], out, move |l, ins, c| {
+        let (mut m, mut n, mut k) = (m, n, k);
         let (mut abs, mut bbs) = (d.a_batch_stride as u64, d.b_batch_stride as u64);
-        let args = &mut [
-            arg(&mut pa),
-            arg(&mut pb),
-            arg(&mut c),
-            arg(&mut m),
-            arg(&mut n),
-            arg(&mut k),
-            arg(&mut abs),
-            arg(&mut bbs),
-        ];
-        l.launch(&spec, entry, grid, block, args)
+        // Grid z is the batch index and holds at most 65,535: longer batches take several launches.
+        for first in (0..d.batch).step_by(MAX_GRID_YZ) {
+            let count = (d.batch - first).min(MAX_GRID_YZ) as u32;
+            let first = first as u64;
+            let mut pa = ins[0] + first * abs * elem;
+            let mut pb = ins[1] + first * bbs * elem;
+            let mut pc = c + first * d.m as u64 * d.n as u64 * elem;
+            let args = &mut [
+                arg(&mut pa),
+                arg(&mut pb),
+                arg(&mut pc),
+                arg(&mut m),
+                arg(&mut n),
+                arg(&mut k),
+                arg(&mut abs),
+                arg(&mut bbs),
+            ];
+            l.launch(&spec, entry, (grid_x, grid_y, count), block, args)?;
+        }
+        Ok(())
     })
 }
 
@@ -245,6 +273,12 @@ pub(crate) fn upload<T: Element>(stream: &Stream, host: &Tensor<T>) -> Result<Te
 /// Copies a device tensor to the host, waiting only for its producer (on a transient stream).
 pub(crate) fn download<T: Element>(t: &Tensor<T>) -> Result<Vec<T>> {
     let device = t.device();
+    // Wait for the producer first, without holding the machine: a copy into pageable memory returns only
+    // once it has run, so enqueued behind unfinished work it would hold the machine's lock all that time.
+    let machine = device.machine()?;
+    if let Some(producer) = machine.last_write(&t.storage.log) {
+        machine.wait_host(producer)?;
+    }
     let reader = Stream::create(device, device.priority_range().1)?;
     let n = t.numel();
     let mut data: Vec<T> = vec![T::ZERO; n];

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use crate::backend::{lock_log, Access, HostWork, Point, Stamp, Work};
+use crate::backend::{lock_log, panic_message, Access, HostWork, Point, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
@@ -446,15 +446,5 @@ impl crate::backend::Machine for Machine {
         let cause = (*p.cause).clone();
         self.wake_worker(&mut st);
         Some(cause)
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panicked".to_string()
     }
 }

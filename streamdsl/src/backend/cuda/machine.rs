@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::driver::sys::{self, CUcontext, CUdeviceptr, CUevent, CUfunction, CUmodule, CUresult, CUstream};
 
-use crate::backend::{lock_log, Access, HostWork, Point, Stamp, Work};
+use crate::backend::{lock_log, panic_message, Access, HostWork, Point, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
@@ -56,12 +56,41 @@ unsafe impl Sync for TimedEvent {}
 
 impl Drop for TimedEvent {
     fn drop(&mut self) {
-        // SAFETY: the event was created in `ctx` and is destroyed once; errors only leak it.
-        unsafe {
-            let _ = sys::cuCtxSetCurrent(self.ctx);
-            let _ = sys::cuEventDestroy_v2(self.event);
+        if in_host_callback() {
+            // No driver calls inside a host callback: destroyed by the next machine call instead.
+            lock_deferred(&DEFERRED_EVENTS).push((self.ctx as usize, self.event as usize));
+            return;
         }
+        // SAFETY: the event was created in `ctx` and is destroyed once; errors only leak it.
+        unsafe { destroy_event(self.ctx, self.event) }
     }
+}
+
+/// # Safety
+/// `event` must be a live event of `ctx`, destroyed only here.
+unsafe fn destroy_event(ctx: CUcontext, event: CUevent) {
+    // SAFETY: per the contract; errors only leak the event.
+    unsafe {
+        let _ = sys::cuCtxSetCurrent(ctx);
+        let _ = sys::cuEventDestroy_v2(event);
+    }
+}
+
+thread_local! {
+    /// Set while a host callback runs on the driver's thread, where CUDA calls are not permitted.
+    static IN_HOST_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn in_host_callback() -> bool {
+    IN_HOST_CALLBACK.with(std::cell::Cell::get)
+}
+
+/// Timed events dropped inside host callbacks, as `(context, event)` addresses, destroyed at the next
+/// machine call.
+static DEFERRED_EVENTS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+fn lock_deferred<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The time between two timed events, as `cuEventElapsedTime` measures it.
@@ -121,6 +150,10 @@ pub(crate) struct CudaMachine {
     state: Mutex<State>,
     /// Where dropped buffers are freed, after waiting for their last accesses.
     free_stream: CUstream,
+    /// Buffers dropped inside host callbacks (no CUDA calls there), with the points to free them after;
+    /// freed at the next machine call. A separate lock: a callback must never wait for `state`, whose holder
+    /// may be blocked in the driver on that very callback's stream.
+    deferred_frees: Mutex<Vec<(CUdeviceptr, Vec<Point>)>>,
 }
 
 // SAFETY: every driver call first makes `ctx` current on the calling thread; the raw handles are plain
@@ -164,6 +197,7 @@ impl CudaMachine {
             modules: Mutex::default(),
             state: Mutex::default(),
             free_stream,
+            deferred_frees: Mutex::default(),
         })
     }
 
@@ -174,9 +208,19 @@ impl CudaMachine {
         }
     }
 
+    /// Locks the machine's state, first doing the driver calls that host callbacks had to defer.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.bind();
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let frees = std::mem::take(&mut *lock_deferred(&self.deferred_frees));
+        for (ptr, points) in frees {
+            self.free_after_points(&mut st, ptr, points);
+        }
+        for (ctx, event) in std::mem::take(&mut *lock_deferred(&DEFERRED_EVENTS)) {
+            // SAFETY: a live timed event whose owner was dropped; destroyed once, here.
+            unsafe { destroy_event(ctx as CUcontext, event as CUevent) };
+        }
+        st
     }
 
     /// The function `entry` of `spec`, compiled for this device (JIT + cache) and loaded once.
@@ -217,10 +261,19 @@ impl CudaMachine {
         }
     }
 
-    /// Frees `ptr` once every access noted in `log` has completed (stream-ordered; never blocks).
+    /// Frees `ptr` once every access noted in `log` has completed (stream-ordered; never blocks). Inside a
+    /// host callback (a tensor dropped by a host function) the free is deferred to the next machine call.
     pub(crate) fn free_after(&self, ptr: CUdeviceptr, log: &AccessLog) {
-        let mut st = self.lock();
         let points: Vec<Point> = log.last_write().into_iter().chain(log.reads().iter().copied()).collect();
+        if in_host_callback() {
+            lock_deferred(&self.deferred_frees).push((ptr, points));
+            return;
+        }
+        let mut st = self.lock();
+        self.free_after_points(&mut st, ptr, points);
+    }
+
+    fn free_after_points(&self, st: &mut State, ptr: CUdeviceptr, points: Vec<Point>) {
         for p in points {
             if let Some(ev) = st.event_for(p) {
                 // SAFETY: live event and stream of this context.
@@ -416,10 +469,13 @@ unsafe extern "C" fn run_host_call(data: *mut c_void) {
     // SAFETY: `data` is the `Box<HostCall>` leaked by `submit`, handed back exactly once.
     let call = unsafe { Box::from_raw(data.cast::<HostCall>()) };
     let HostCall { work, op, poison } = *call;
+    IN_HOST_CALLBACK.with(|f| f.set(true));
+    // `work` is consumed by the call, so whatever it captured is dropped inside, with the flag set.
     let outcome = match catch_unwind(AssertUnwindSafe(work)) {
         Ok(r) => r,
-        Err(_) => Err(Error::OpFailed { op: op.to_string(), message: "panicked".into() }),
+        Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
     };
+    IN_HOST_CALLBACK.with(|f| f.set(false));
     if let Err(e) = outcome {
         let mut slot = poison.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(Arc::new(e));
