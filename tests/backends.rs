@@ -1,6 +1,10 @@
-//! Every op on CUDA compared with the CPU backend on the same seeds (runs only where a GPU is present;
-//! `STREAMDSL_REQUIRE_CUDA=1` makes a missing GPU a failure).
+//! Every op on CUDA compared with the CPU backend on the same seeds, and the stream semantics that need
+//! device work to show (overlap, priorities). Runs only where a GPU is present; `STREAMDSL_REQUIRE_CUDA=1`
+//! makes a missing GPU a failure.
 
+use std::time::Duration;
+
+use streamdsl::__private::busy_on;
 use streamdsl::prelude::*;
 use streamdsl_tests::{cuda_or_skip, rel_err, to_f64};
 
@@ -88,4 +92,50 @@ fn large_products_and_randn_on_the_gpu() {
     let huge = ops::zeros_on::<f32>(&s, [1 << 20, 1 << 20]).unwrap_err();
     assert!(matches!(huge, Error::OutOfMemory { .. }), "{huge}");
     s.synchronize().unwrap();
+}
+
+/// A span of work on `s` between two timed events.
+fn timed_busy(s: &Stream, duration: Duration, blocks: u32) -> Result<(Event, Event)> {
+    let (start, end) = (Event::timed(&s.device()), Event::timed(&s.device()));
+    s.record(&start)?;
+    busy_on(s, duration, blocks)?;
+    s.record(&end)?;
+    Ok((start, end))
+}
+
+#[test]
+fn two_streams_run_at_the_same_time() {
+    let Some(dev) = cuda_or_skip("two_streams_run_at_the_same_time") else { return };
+    let (a, b) = (Stream::new(&dev).unwrap(), Stream::new(&dev).unwrap());
+    let (a0, a1) = timed_busy(&a, Duration::from_millis(100), 1).unwrap();
+    let (b0, b1) = timed_busy(&b, Duration::from_millis(100), 1).unwrap();
+    a.synchronize().unwrap();
+    b.synchronize().unwrap();
+    // The spans intersect exactly when each starts before the other ends; `elapsed_time` is an error when
+    // its end event completed before its start. Run one after the other, `b0 → a1` would be backwards.
+    assert!(a0.elapsed_time(&a1).unwrap() >= Duration::from_millis(100));
+    a0.elapsed_time(&b1).expect("b's work ended before a's began: the streams did not overlap");
+    b0.elapsed_time(&a1).expect("a's work ended before b's began: the streams did not overlap");
+}
+
+#[test]
+fn high_priority_work_overtakes_a_full_device() {
+    let Some(dev) = cuda_or_skip("high_priority_work_overtakes_a_full_device") else { return };
+    let low = Stream::with_priority(&dev, 0).unwrap();
+    let high = Stream::with_priority(&dev, dev.priority_range().1).unwrap();
+    assert!(high.priority() < low.priority(), "the device offers one priority only: {:?}", dev.priority_range());
+    // Many waves of 10 ms blocks (at most 32 resident per multiprocessor), then one small high-priority block:
+    // the block scheduler must start it as soon as a low-priority block retires, not after all of them.
+    let blocks = dev.concurrency() as u32 * 32 * 16;
+    let (low0, low1) = timed_busy(&low, Duration::from_millis(10), blocks).unwrap();
+    let (_, high1) = timed_busy(&high, Duration::from_millis(1), 1).unwrap();
+    low.synchronize().unwrap();
+    high.synchronize().unwrap();
+    let low_total = low0.elapsed_time(&low1).unwrap();
+    let high_done = low0.elapsed_time(&high1).unwrap();
+    assert!(low_total >= Duration::from_millis(40), "the low-priority work was too short to test: {low_total:?}");
+    assert!(
+        high_done * 3 < low_total,
+        "the high-priority block finished {high_done:?} after the low-priority work began, which took {low_total:?}"
+    );
 }

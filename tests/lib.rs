@@ -19,11 +19,18 @@ pub fn cuda_or_skip(test: &str) -> Option<Device> {
     }
 }
 
-/// Writes a line to the real stderr, not to the test harness's captured output (which a passing test never
-/// shows), so a run's log says what was skipped and why, and what the compile tests covered.
+/// Reports a line about the run (what was skipped and why, what the compile tests covered) where a passing
+/// test's output is not hidden: appended to the file `STREAMDSL_TEST_REPORT` names (`./scripts/test` prints
+/// it after the tests), else written to the real stderr rather than the harness's captured output.
 pub fn report(message: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{message}");
+    let to_file = std::env::var_os("STREAMDSL_TEST_REPORT")
+        .and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
+    let _ = match to_file {
+        // One write per line, so lines from parallel tests do not interleave.
+        Some(mut file) => file.write_all(format!("{message}\n").as_bytes()),
+        None => writeln!(std::io::stderr(), "{message}"),
+    };
 }
 
 /// Runs `$body(&Device) -> streamdsl::Result<()>` as `$name::cpu` and `$name::cuda` (skipped without a GPU).

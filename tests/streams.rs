@@ -253,6 +253,25 @@ fn failed_work_poisons_its_stream(dev: &Device) -> Result<()> {
 // On CUDA, work enqueued before a failing host callback has run is not skipped (documented).
 cpu_test!(poison, failed_work_poisons_its_stream);
 
+/// What both backends share when work fails: the error (with its message) comes back from `synchronize`,
+/// `clear_error` hands it over once, and the stream runs work again afterwards.
+fn failure_surfaces_and_clears(dev: &Device) -> Result<()> {
+    let s = Stream::new(dev)?;
+    s.launch_host_func(|| panic!("callback exploded"));
+    let err = s.synchronize().unwrap_err();
+    assert!(matches!(err, Error::StreamPoisoned { .. }), "{err}");
+    assert!(err.to_string().contains("callback exploded"), "{err}");
+    assert!(s.synchronize().is_err(), "the stream stays poisoned until cleared");
+    let cause = s.clear_error().expect("the failure is reported once");
+    assert!(cause.to_string().contains("callback exploded"), "{cause}");
+    assert!(s.clear_error().is_none());
+    s.synchronize()?;
+    let x = ops::full_on(&s, [3], 2.0f64)?;
+    assert_eq!(ops::mul_scalar_on(&s, &x, 4.0)?.to_vec()?, vec![8.0; 3]);
+    Ok(())
+}
+test_device!(poison_recovery, failure_surfaces_and_clears);
+
 fn unrecorded_events_are_complete(dev: &Device) -> Result<()> {
     let e = Event::new(dev);
     assert!(e.query() && !e.is_recorded());

@@ -26,5 +26,8 @@ pub const REDUCE: &str = include_str!("cuda/reduce.cu");
 /// `mm_tiled` (f32/f64, register-blocked) and `mm_mma` (f16/bf16 on tensor cores, f32 accumulation).
 pub const MM: &str = include_str!("cuda/mm.cu");
 
+/// `busy`: blocks that spin on the global timer for a given time (test support: overlap, priorities).
+pub const BUSY: &str = include_str!("cuda/busy.cu");
+
 /// The headers the sources include, by the name they are included as.
 pub const HEADERS: &[(&str, &str)] = &[("common.cuh", COMMON), ("philox.cuh", PHILOX)];

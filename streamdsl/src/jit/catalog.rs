@@ -187,6 +187,11 @@ impl KernelSpec {
         }
     }
 
+    /// `busy`: blocks that spin on the GPU's global timer (test support for overlap and priorities).
+    pub fn busy() -> KernelSpec {
+        Self::new("busy".into(), "busy.cu", streamdsl_kernels::BUSY, Vec::new(), &["busy"])
+    }
+
     /// A readable unique name, e.g. `mm_tiled.f32.128x128x8.8x8`.
     pub fn name(&self) -> &str {
         &self.name
@@ -213,7 +218,7 @@ impl KernelSpec {
 /// ```
 /// let all = streamdsl::jit::catalog();
 /// assert!(all.iter().any(|k| k.name() == "mm_mma.bf16"));
-/// assert_eq!(all.len(), 29);
+/// assert_eq!(all.len(), 30);
 /// ```
 pub fn catalog() -> Vec<KernelSpec> {
     let mut out = Vec::new();
@@ -226,5 +231,6 @@ pub fn catalog() -> Vec<KernelSpec> {
     out.push(KernelSpec::mm(DType::F64, MmTile::SMALL));
     out.push(KernelSpec::mm(DType::F16, MmTile::SMALL));
     out.push(KernelSpec::mm(DType::BF16, MmTile::SMALL));
+    out.push(KernelSpec::busy());
     out
 }

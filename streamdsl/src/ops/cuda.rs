@@ -250,6 +250,17 @@ pub(crate) fn mm<T: Element>(
     })
 }
 
+/// Holds `stream` busy: `blocks` one-warp blocks each spinning for `ns` nanoseconds (touches no tensor).
+pub(crate) fn busy(stream: &Stream, ns: u64, blocks: u32) -> Result<()> {
+    let spec = KernelSpec::busy();
+    let work = Work::Device(Box::new(move |l| {
+        let mut ns = ns;
+        l.launch(&spec, "busy", (blocks, 1, 1), 32, &mut [arg(&mut ns)])
+    }));
+    stream.submit("busy", &[], &[], work)?;
+    Ok(())
+}
+
 /// Copies a host tensor into a new device tensor on `stream`.
 pub(crate) fn upload<T: Element>(stream: &Stream, host: &Tensor<T>) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, host.shape().to_vec())?;

@@ -132,6 +132,8 @@ struct State {
     next_stream: u64,
     idle_events: Vec<CUevent>,
     sanitizer: Option<Sanitizer>,
+    /// Streams whose handles are gone but whose points may still be pending (see `sweep_released`).
+    released: Vec<u64>,
 }
 
 /// A loaded module's functions by entry point.
@@ -338,6 +340,25 @@ impl State {
         }
     }
 
+    /// Forgets released streams whose work has all completed (recycling their events), so transient streams
+    /// (one per `to_vec`) do not pile up. A forgotten stream's points read as complete, which they are;
+    /// a poisoned stream is kept so that its error still reaches the tensors it produced.
+    fn sweep_released(&mut self) {
+        let released = std::mem::take(&mut self.released);
+        for id in released {
+            self.refresh(id);
+            let done = self
+                .streams
+                .get(&id)
+                .is_none_or(|s| s.events.is_empty() && s.poison.lock().unwrap_or_else(|e| e.into_inner()).is_none());
+            if done {
+                self.streams.remove(&id);
+            } else {
+                self.released.push(id);
+            }
+        }
+    }
+
     /// The event to wait on for `p`, or `None` when `p` has completed.
     fn event_for(&mut self, p: Point) -> Option<CUevent> {
         self.refresh(p.stream);
@@ -492,6 +513,7 @@ impl crate::backend::Machine for CudaMachine {
         check("cuStreamCreateWithPriority", unsafe {
             sys::cuStreamCreateWithPriority(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32, prio)
         })?;
+        st.sweep_released();
         let id = st.next_stream;
         st.next_stream += 1;
         st.streams.insert(
@@ -516,7 +538,9 @@ impl crate::backend::Machine for CudaMachine {
             unsafe {
                 sys::cuStreamDestroy_v2(raw);
             }
+            st.released.push(id);
         }
+        st.sweep_released();
     }
 
     fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
