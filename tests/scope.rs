@@ -62,13 +62,22 @@ fn qualified_paths_opt_out_of_the_rewrite_but_still_use_the_scope() -> Result<()
             a * b // a user function named like an op
         }
     }
+    struct Stats(Vec<f64>);
+    impl Stats {
+        fn mean(&self) -> f64 {
+            self.0.iter().sum::<f64>() / self.0.len() as f64 // a user method named like a tensor method
+        }
+    }
+    let stats = Stats(vec![1.0, 2.0, 6.0]);
     let s = Stream::new(&dev())?;
-    let (n, t) = gpu_scope!(stream = s, {
+    let (n, m, t) = gpu_scope!(stream = s, {
         let n = mine::mm(6, 7); // qualified: called as written
+        let m = Stats::mean(&stats); // a method called as a path: not rewritten
         let t = ops::ones::<f32>([2])?; // qualified streamdsl op: the current stream, i.e. the scope's
-        (n, t)
+        (n, m, t)
     });
     assert_eq!(n, 42);
+    assert_eq!(m, 3.0);
     assert_eq!(t.producer_stream_id(), Some(s.id()));
     Ok(())
 }

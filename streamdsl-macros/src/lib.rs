@@ -42,7 +42,8 @@ use proc_macro::TokenStream;
 ///   methods and operators whose names std shares (`a.add(&b)`, `a.sum()`, `&a + &b`), and library code
 ///   called from the block that the macro cannot see.
 /// - **Opting out**: a qualified path is left alone (`ops::mm(&a, &b)`, `crate::mm(..)`, `self::randn(..)`),
-///   so a function of your own named like an op is called as written when you qualify it.
+///   so a function of your own named like an op is called as written when you qualify it; likewise a
+///   method of your own type named like a tensor method, called as a path (`Stats::mean(&stats)`).
 /// - **Closures, async blocks and nested items** are not rewritten: an op inside them takes the stream that
 ///   is current when it runs, not when the closure was created.
 ///
