@@ -121,3 +121,21 @@ pub fn to_device_on<T: Element>(stream: &Stream, t: &Tensor<T>) -> Result<Tensor
         }
     }
 }
+
+impl<T: Element> Tensor<T> {
+    /// This tensor on `device` (like `Tensor.to(device)`): a copy enqueued on `device`'s current stream, or
+    /// the same tensor when it is already there. See [`to_device_on`] for the explicit-stream form.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0], [2], &Device::cpu())?;
+    /// let dev = Device::default(); // a GPU where there is one
+    /// let there = t.to_device(&dev)?;
+    /// assert_eq!(there.device(), dev);
+    /// assert_eq!(there.to_device(&Device::cpu())?.to_vec()?, vec![1.0, 2.0]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn to_device(&self, device: &Device) -> Result<Tensor<T>> {
+        to_device_on(&Stream::current(device), self)
+    }
+}
