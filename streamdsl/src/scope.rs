@@ -31,8 +31,12 @@ thread_local! {
 pub struct StreamGuard<'a> {
     depth: usize,
     _stream: PhantomData<&'a Stream>,
-    _not_send: PhantomData<*const ()>,
+    _not_send: CurrentStreamIsPerThread,
 }
+
+/// Makes the guard neither `Send` nor `Sync`. Our own type (not a `PhantomData`), so that the compiler's
+/// "cannot be sent between threads" note names the reason and points here, not into the standard library.
+struct CurrentStreamIsPerThread(#[allow(dead_code)] *const ());
 
 impl<'a> StreamGuard<'a> {
     pub(crate) fn enter(stream: &'a Stream) -> StreamGuard<'a> {
@@ -41,7 +45,7 @@ impl<'a> StreamGuard<'a> {
             c.push(stream.clone());
             c.len() - 1
         });
-        StreamGuard { depth, _stream: PhantomData, _not_send: PhantomData }
+        StreamGuard { depth, _stream: PhantomData, _not_send: CurrentStreamIsPerThread(std::ptr::null()) }
     }
 }
 
