@@ -111,6 +111,25 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// Run after the notebook, each line as its own cell. evcxr links a copy of streamdsl into every cell; these
+/// fail if the copies do not share one runtime. The sum is enqueued in a later cell than the write it reads,
+/// while that write is held back by a gate: with a CPU stream machine per copy nothing would order the two,
+/// and the sum would read zeros. Each copy would also number its streams from 0.
+const CROSS_CELL_CHECKS: &str = r#"let slow = Stream::new(&Device::cpu())?;
+let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+let g = gate.clone();
+slow.launch_host_func(move || while !g.load(std::sync::atomic::Ordering::SeqCst) { std::thread::sleep(std::time::Duration::from_millis(1)) });
+let x: Tensor<f32> = gpu_scope!(stream = slow, { ones::<f32>([1000])? });
+let total: Tensor<f32> = x.sum()?;
+gate.store(true, std::sync::atomic::Ordering::SeqCst);
+format!("cross-cell sum: {:?}", total.item()?)
+fn on_current() -> Result<Tensor<f32>> { ones::<f32>([1]) }
+let t: Tensor<f32> = gpu_scope!(stream = slow, { on_current()? });
+format!("cross-cell scope: {}", t.producer_stream_id() == Some(slow.id()))
+let later = Stream::new(&Device::cpu())?;
+format!("cross-cell streams: {}", later.id() > slow.id())
+"#;
+
 #[test]
 fn the_quickstart_notebook_runs_in_evcxr() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -125,8 +144,16 @@ fn the_quickstart_notebook_runs_in_evcxr() {
         report("skipped the_quickstart_notebook_runs_in_evcxr: evcxr is not installed (cargo install evcxr_repl)");
         return;
     };
-    let input: String = cells.iter().map(|c| format!("{}\n", c.source)).collect();
+    let input: String = cells.iter().map(|c| format!("{}\n", c.source)).collect::<String>() + CROSS_CELL_CHECKS;
     let output = run_repl(&evcxr, &examples, &input);
+    // The checks after the notebook: one runtime for all the cells, whatever evcxr links into each.
+    let tail: Vec<&str> =
+        output.lines().filter(|l| l.starts_with("\"cross-cell")).map(|l| l.trim_matches('"')).collect();
+    assert_eq!(
+        tail,
+        ["cross-cell sum: 1000.0", "cross-cell scope: true", "cross-cell streams: true"],
+        "evcxr printed:\n{output}"
+    );
     // Every saved result and error, in notebook order.
     let mut rest = output.as_str();
     for cell in &cells {

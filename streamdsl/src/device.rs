@@ -2,31 +2,32 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::backend::cuda::CudaMachine;
 use crate::backend::Machine;
 use crate::error::{Error, Result};
+use crate::runtime::runtime;
 use crate::stream::Stream;
 
 /// An opened CUDA device: its machine and default stream.
-struct CudaEntry {
+pub(crate) struct CudaEntry {
     machine: Arc<CudaMachine>,
     default_stream: Stream,
 }
 
-static OPENED: OnceLock<Mutex<HashMap<usize, Arc<CudaEntry>>>> = OnceLock::new();
+fn opened() -> std::sync::MutexGuard<'static, HashMap<usize, Arc<CudaEntry>>> {
+    runtime().cuda_devices.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Calls `f` with every CUDA machine opened so far.
 pub(crate) fn for_each_cuda_machine(f: impl Fn(&CudaMachine)) {
-    if let Some(opened) = OPENED.get() {
-        opened.lock().unwrap_or_else(|e| e.into_inner()).values().for_each(|e| f(&e.machine));
-    }
+    opened().values().for_each(|e| f(&e.machine));
 }
 
 /// Opens CUDA device `ordinal` once per process (context, NVRTC, default stream), or says what is missing.
 fn cuda_registry(ordinal: usize) -> Result<Arc<CudaEntry>> {
-    let mut opened = OPENED.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut opened = opened();
     if let Some(entry) = opened.get(&ordinal) {
         return Ok(Arc::clone(entry));
     }
@@ -142,14 +143,14 @@ impl Device {
     /// assert_eq!(dev.default_stream().priority(), 0);
     /// ```
     pub fn default_stream(&self) -> Stream {
-        static CPU_DEFAULT: OnceLock<Stream> = OnceLock::new();
         match self.kind {
             DeviceKind::Cuda(n) => match cuda_registry(n) {
                 Ok(entry) => entry.default_stream.clone(),
                 // Unreachable: a CUDA `Device` exists only once its registry entry does.
                 Err(_) => Device::cpu().default_stream(),
             },
-            DeviceKind::Cpu => CPU_DEFAULT
+            DeviceKind::Cpu => runtime()
+                .cpu_default_stream
                 .get_or_init(|| {
                     let machine: Arc<dyn Machine> = Arc::clone(crate::backend::cpu::machine()) as Arc<dyn Machine>;
                     Stream::from_machine(*self, machine, 0).unwrap_or_else(|_| unreachable!("CPU streams never fail"))
@@ -245,8 +246,7 @@ impl Default for Device {
     /// when `STREAMDSL_DEVICE` names a device that cannot be used, a warning goes to stderr and the CPU
     /// backend is used. Implicit ops outside any scope run on this device's default stream.
     fn default() -> Self {
-        static DEFAULT: OnceLock<Device> = OnceLock::new();
-        *DEFAULT.get_or_init(|| {
+        *runtime().default_device.get_or_init(|| {
             Device::from_env().unwrap_or_else(|e| {
                 eprintln!("streamdsl: {e}; using the CPU backend");
                 Device::cpu()

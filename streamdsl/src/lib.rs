@@ -67,6 +67,7 @@ pub mod __private {
 }
 mod private;
 pub mod random;
+mod runtime;
 mod scope;
 mod shape;
 mod stream;

@@ -1,13 +1,21 @@
 //! The per-thread current stream and the guard that sets it.
 
-use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::device::Device;
+use crate::runtime::StreamStack;
 use crate::stream::Stream;
 
-thread_local! {
-    static CURRENT: RefCell<Vec<Stream>> = const { RefCell::new(Vec::new()) };
+/// Runs `f` with this thread's stack of scoped streams (the process runtime's, shared by every copy of the
+/// crate); `None` during thread teardown, when it is gone.
+fn with_stack<R>(f: impl FnOnce(&StreamStack) -> R) -> Option<R> {
+    let (mut f, mut out) = (Some(f), None);
+    (crate::runtime::runtime().current_stack)(&mut |stack| {
+        if let Some(f) = f.take() {
+            out = Some(f(stack));
+        }
+    });
+    out
 }
 
 /// Makes a stream the thread's current stream while it lives; see [`Stream::scope`].
@@ -40,11 +48,13 @@ struct CurrentStreamIsPerThread(#[allow(dead_code)] *const ());
 
 impl<'a> StreamGuard<'a> {
     pub(crate) fn enter(stream: &'a Stream) -> StreamGuard<'a> {
-        let depth = CURRENT.with(|c| {
+        let depth = with_stack(|c| {
             let mut c = c.borrow_mut();
             c.push(stream.clone());
             c.len() - 1
-        });
+        })
+        // The stack is gone only while the thread is being torn down; nothing runs scoped then.
+        .unwrap_or(usize::MAX);
         StreamGuard { depth, _stream: PhantomData, _not_send: CurrentStreamIsPerThread(std::ptr::null()) }
     }
 }
@@ -52,8 +62,8 @@ impl<'a> StreamGuard<'a> {
 impl Drop for StreamGuard<'_> {
     fn drop(&mut self) {
         // Truncating (not popping) also restores the right stream when guards are dropped out of order.
-        // `try_with`: during thread teardown the thread-local may already be gone; nothing to restore then.
-        let _ = CURRENT.try_with(|c| {
+        // During thread teardown the stack may already be gone; nothing to restore then.
+        let _ = with_stack(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 c.truncate(self.depth);
             }
@@ -63,11 +73,11 @@ impl Drop for StreamGuard<'_> {
 
 /// The innermost scoped stream on `device`, if any.
 pub(crate) fn current_on(device: &Device) -> Option<Stream> {
-    CURRENT.with(|c| c.borrow().iter().rev().find(|s| s.device() == *device).cloned())
+    with_stack(|c| c.borrow().iter().rev().find(|s| s.device() == *device).cloned()).flatten()
 }
 
 /// The stream that device-less ops (such as `randn`) use: the innermost scoped stream, else the default
 /// device's default stream.
 pub(crate) fn current_stream() -> Stream {
-    CURRENT.with(|c| c.borrow().last().cloned()).unwrap_or_else(|| Device::default().default_stream())
+    with_stack(|c| c.borrow().last().cloned()).flatten().unwrap_or_else(|| Device::default().default_stream())
 }

@@ -83,8 +83,8 @@ impl Stream {
 
     /// A stream of `machine`, which runs `device`'s streams.
     pub(crate) fn from_machine(device: Device, machine: Arc<dyn Machine>, priority: i32) -> Result<Stream> {
-        static NAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let name = format!("{device}/{}", NAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let names = &crate::runtime::runtime().next_stream_name;
+        let name = format!("{device}/{}", names.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let id = machine.create_stream(priority, name)?;
         Ok(Stream { inner: Arc::new(StreamInner { device, id, priority, machine }) })
     }

@@ -6,7 +6,9 @@ const UNSET: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
 
-static STRICT: AtomicU8 = AtomicU8::new(UNSET);
+fn strict() -> &'static AtomicU8 {
+    &crate::runtime::runtime().strict
+}
 
 /// Turns strict mode on or off for the process (it starts from `STREAMDSL_STRICT=1`).
 ///
@@ -27,7 +29,7 @@ static STRICT: AtomicU8 = AtomicU8::new(UNSET);
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn set_strict(on: bool) {
-    STRICT.store(if on { ON } else { OFF }, Ordering::Relaxed);
+    strict().store(if on { ON } else { OFF }, Ordering::Relaxed);
 }
 
 /// Whether strict mode is on.
@@ -37,7 +39,7 @@ pub fn set_strict(on: bool) {
 /// assert!(!streamdsl::is_strict());
 /// ```
 pub fn is_strict() -> bool {
-    match STRICT.load(Ordering::Relaxed) {
+    match strict().load(Ordering::Relaxed) {
         UNSET => {
             let on = std::env::var("STREAMDSL_STRICT").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
             set_strict(on);

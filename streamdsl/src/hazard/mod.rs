@@ -20,8 +20,8 @@ pub(crate) struct AccessLog {
 
 impl Default for AccessLog {
     fn default() -> Self {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        AccessLog { id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), last_write: None, reads: Vec::new() }
+        let next = &crate::runtime::runtime().next_buffer_id;
+        AccessLog { id: next.fetch_add(1, std::sync::atomic::Ordering::Relaxed), last_write: None, reads: Vec::new() }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Seeded generators: a seed plus an offset that advances by one per call.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// The seed of the default generator until [`manual_seed`] changes it (PyTorch's default seed).
 pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
@@ -85,8 +85,7 @@ impl Generator {
 /// assert_eq!(streamdsl::random::default_generator().seed(), 5);
 /// ```
 pub fn default_generator() -> &'static Generator {
-    static DEFAULT: OnceLock<Generator> = OnceLock::new();
-    DEFAULT.get_or_init(|| Generator::new(DEFAULT_SEED))
+    crate::runtime::runtime().default_generator.get_or_init(|| Generator::new(DEFAULT_SEED))
 }
 
 /// Seeds the default generator, like `torch.manual_seed`.

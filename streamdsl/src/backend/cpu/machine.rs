@@ -224,8 +224,7 @@ pub(crate) struct Machine {
 
 /// The process-wide CPU machine, started on first use.
 pub(crate) fn machine() -> &'static Arc<Machine> {
-    static MACHINE: OnceLock<Arc<Machine>> = OnceLock::new();
-    MACHINE.get_or_init(Machine::start)
+    crate::runtime::runtime().cpu_machine.get_or_init(Machine::start)
 }
 
 impl Machine {

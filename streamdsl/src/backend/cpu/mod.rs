@@ -4,4 +4,4 @@ mod kernels;
 mod machine;
 
 pub(crate) use kernels::*;
-pub(crate) use machine::{machine, PRIORITY_RANGE};
+pub(crate) use machine::{machine, Machine, PRIORITY_RANGE};

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::AccessLog;
 use crate::jit::{Arch, KernelCache, KernelSpec, Nvrtc};
+use crate::runtime::runtime;
 
 /// Device work: enqueues launches and copies on the stream the launcher names.
 pub(crate) type DeviceWork = Box<dyn FnOnce(&Launcher<'_>) -> Result<()> + Send + 'static>;
@@ -58,7 +59,7 @@ impl Drop for TimedEvent {
     fn drop(&mut self) {
         if in_host_callback() {
             // No driver calls inside a host callback: destroyed by the next machine call instead.
-            lock_deferred(&DEFERRED_EVENTS).push((self.ctx as usize, self.event as usize));
+            lock_deferred(deferred_events()).push((self.ctx as usize, self.event as usize));
             return;
         }
         // SAFETY: the event was created in `ctx` and is destroyed once; errors only leak it.
@@ -76,18 +77,17 @@ unsafe fn destroy_event(ctx: CUcontext, event: CUevent) {
     }
 }
 
-thread_local! {
-    /// Set while a host callback runs on the driver's thread, where CUDA calls are not permitted.
-    static IN_HOST_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
+/// Whether this thread is running a host callback, where CUDA calls are not permitted (the flag lives in
+/// the process runtime, so every copy of the crate sees the one `run_host_call` sets).
 fn in_host_callback() -> bool {
-    IN_HOST_CALLBACK.with(std::cell::Cell::get)
+    (runtime().host_callback)(None)
 }
 
 /// Timed events dropped inside host callbacks, as `(context, event)` addresses, destroyed at the next
 /// machine call.
-static DEFERRED_EVENTS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+fn deferred_events() -> &'static Mutex<Vec<(usize, usize)>> {
+    &runtime().deferred_events
+}
 
 fn lock_deferred<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -227,7 +227,7 @@ impl CudaMachine {
         for (ptr, points) in frees {
             self.free_after_points(&mut st, ptr, points);
         }
-        for (ctx, event) in std::mem::take(&mut *lock_deferred(&DEFERRED_EVENTS)) {
+        for (ctx, event) in std::mem::take(&mut *lock_deferred(deferred_events())) {
             // SAFETY: a live timed event whose owner was dropped; destroyed once, here.
             unsafe { destroy_event(ctx as CUcontext, event as CUevent) };
         }
@@ -499,13 +499,13 @@ unsafe extern "C" fn run_host_call(data: *mut c_void) {
     // SAFETY: `data` is the `Box<HostCall>` leaked by `submit`, handed back exactly once.
     let call = unsafe { Box::from_raw(data.cast::<HostCall>()) };
     let HostCall { work, op, poison } = *call;
-    IN_HOST_CALLBACK.with(|f| f.set(true));
+    (runtime().host_callback)(Some(true));
     // `work` is consumed by the call, so whatever it captured is dropped inside, with the flag set.
     let outcome = match catch_unwind(AssertUnwindSafe(work)) {
         Ok(r) => r,
         Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
     };
-    IN_HOST_CALLBACK.with(|f| f.set(false));
+    (runtime().host_callback)(Some(false));
     if let Err(e) = outcome {
         let mut slot = poison.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(Arc::new(e));
