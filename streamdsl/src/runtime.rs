@@ -11,8 +11,10 @@
 //! Publication goes through the process environment, the one registry every copy shares: a variable named
 //! after a hash of this compiled crate's `TypeId` (so only copies of the same build, with the same layout,
 //! meet) holding the process id and the runtime's address (so a child process that inherits the variable
-//! ignores it). Thread-locals cannot be shared by address, so the runtime keeps function pointers into the
-//! first copy, which reach that copy's thread-locals.
+//! ignores it). The variable is set once, when the first copy first needs the runtime (the first device,
+//! stream or tensor), normally before the program's other threads read the environment. Thread-locals
+//! cannot be shared by address, so the runtime keeps function pointers into the first copy, which reach
+//! that copy's thread-locals.
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
