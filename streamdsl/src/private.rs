@@ -1,4 +1,5 @@
-//! Support for the code `gpu_scope!` generates. Not public API: names here may change at any time.
+//! Support for the code `gpu_scope!` generates, and for the test suite. Not public API: names here may change
+//! at any time.
 
 use std::time::Duration;
 
