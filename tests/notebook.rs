@@ -47,16 +47,14 @@ fn code_cells(notebook: &Path) -> Vec<Cell> {
 }
 
 fn evcxr() -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| dirs_home().map(|h| h.join(".cargo")));
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     let candidates = [Some(PathBuf::from("evcxr")), home.map(|h| h.join("bin/evcxr"))];
     candidates
         .into_iter()
         .flatten()
         .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-}
-
-fn dirs_home() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(PathBuf::from)
 }
 
 /// Runs `input` through the REPL in `dir`; its output with terminal colours removed.

@@ -81,7 +81,7 @@ impl Runtime {
             cuda_devices: Mutex::default(),
             default_device: OnceLock::new(),
             default_generator: OnceLock::new(),
-            strict: AtomicU8::new(0),
+            strict: AtomicU8::new(crate::strict::UNSET),
             next_buffer_id: AtomicU64::new(0),
             next_stream_name: AtomicU64::new(0),
             deferred_events: Mutex::default(),

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-const UNSET: u8 = 0;
+pub(crate) const UNSET: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
 
