@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::device::Device;
+
 /// Everything that can go wrong in streamdsl, as a value.
 ///
 /// Mixing element types (`Tensor<f32>` with `Tensor<f16>`) is a compile error, not a runtime one: ops
@@ -44,9 +46,9 @@ pub enum Error {
         /// The op that rejected its operands.
         op: &'static str,
         /// The device of the stream.
-        expected: String,
+        expected: Device,
         /// The device of the offending operand.
-        found: String,
+        found: Device,
     },
     /// A shape that describes no data (a zero dimension) or more elements than fit in memory addressing.
     #[error("invalid shape {shape:?}: {reason}")]
@@ -68,7 +70,7 @@ pub enum Error {
     #[error("out of memory on {device}: could not allocate {bytes} bytes")]
     OutOfMemory {
         /// The device the allocation was for.
-        device: String,
+        device: Device,
         /// The size that was asked for.
         bytes: usize,
     },
@@ -92,6 +94,7 @@ pub enum Error {
         /// The stream, as it displays.
         stream: String,
         /// The error that poisoned it.
+        #[source]
         cause: Arc<Error>,
     },
     /// An event was used in a way that needs it to be recorded first.
@@ -136,12 +139,13 @@ pub enum Error {
         message: String,
     },
     /// A file system operation failed.
-    #[error("{what}: {message}")]
+    #[error("{what}: {source}")]
     Io {
         /// What was being done.
         what: String,
-        /// The operating system's message.
-        message: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// Strict mode forbids the implicit synchronisation this call would need.
     #[error("`{op}` would implicitly synchronise with unfinished work (strict mode): synchronize the stream first")]

@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{Machine, Point, Stamp};
+use crate::backend::{Backend, Stamp};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::stream::Stream;
+use crate::hazard::Point;
 
 /// A marker in a stream's queue, like `torch.Event` / a CUDA event.
 ///
@@ -42,7 +42,7 @@ struct EventInner {
 struct Recorded {
     point: Point,
     stamp: Option<Stamp>,
-    machine: Arc<dyn Machine>,
+    backend: Backend,
 }
 
 impl Event {
@@ -115,7 +115,7 @@ impl Event {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn query(&self) -> bool {
-        self.recorded().is_none_or(|r| r.machine.is_complete(r.point))
+        self.recorded().is_none_or(|r| r.backend.machine().is_complete(r.point))
     }
 
     /// Blocks the host until the event completes; returns the error of a failed op before it, if any.
@@ -127,7 +127,7 @@ impl Event {
     /// ```
     pub fn synchronize(&self) -> Result<()> {
         match self.recorded() {
-            Some(r) => r.machine.wait_host(r.point),
+            Some(r) => r.backend.machine().wait_host(r.point),
             None => Ok(()),
         }
     }
@@ -160,11 +160,7 @@ impl Event {
                 t1.checked_duration_since(t0).ok_or_else(backwards)
             }
             (Stamp::Device(t0), Stamp::Device(t1)) => crate::backend::cuda::elapsed(&t0, &t1),
-            _ => Err(Error::DeviceMismatch {
-                op: "elapsed_time",
-                expected: self.device().to_string(),
-                found: end.device().to_string(),
-            }),
+            _ => Err(Error::DeviceMismatch { op: "elapsed_time", expected: self.device(), found: end.device() }),
         }
     }
 
@@ -176,12 +172,9 @@ impl Event {
         self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Records at the tail of `stream`; the caller checked the device.
-    pub(crate) fn record_point(&self, stream: &Stream) -> Result<()> {
-        let (point, stamp) = stream.record_stamped(self.inner.timed)?;
-        let machine = Arc::clone(stream.machine());
-        *self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorded { point, stamp, machine });
-        Ok(())
+    /// Makes the event stand for `point` of a stream of `backend` (what `Stream::record` measured there).
+    pub(crate) fn set_recorded(&self, point: Point, stamp: Option<Stamp>, backend: Backend) {
+        *self.inner.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorded { point, stamp, backend });
     }
 }
 

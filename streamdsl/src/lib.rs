@@ -51,7 +51,29 @@
 //! Each stream is a FIFO queue; a pool of workers ([`Device::concurrency`]) runs streams concurrently,
 //! higher-priority streams' ready work first. Heavy ops parallelise inside with rayon and `gemm`.
 
+//! ## Architecture
+//!
+//! `streamdsl/src` is built in layers whose imports point one way, down; `tests/layers.rs` reads this table
+//! and fails on any `crate::` path from a module to one in a higher layer, and on any import circle.
+//!
+//! | layer | modules | what they hold |
+//! | --- | --- | --- |
+//! | 0 | `error`, `dtype`, `shape`, `strict`, `runtime`, `device` | values: errors, element types, shapes, the `Device` name; process-wide slots |
+//! | 1 | `hazard`, `rng`, `math`, `jit` | stream points and access logs, the race checker; Philox and Box–Muller; portable math; NVRTC and the kernel cache |
+//! | 2 | `backend` | the stream machines (CPU, CUDA), their memory (`Storage`) and each backend's kernels and launches |
+//! | 3 | `registry` | which machine runs each device; opening devices; the default device |
+//! | 4 | `event` → `stream` → `scope` | events; streams (and each device's default stream); the current stream |
+//! | 5 | `tensor` | `Tensor<T>` |
+//! | 6 | `ops` | every op: validate once, then one `match` on the stream's backend |
+//! | 7 | `lib`, `private`, `bin` | the public facade (`prelude`, `random`), macro support, the CLI |
+//!
+//! Within a layer, `→` orders modules too. Inherent methods live with the layer that can implement them
+//! (`Device::cuda` in `registry`, `Device::default_stream` in `stream`, `Stream::current` in `scope`,
+//! `Tensor::to_vec` in `ops`), so the public API reads as one piece.
+
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
 mod device;
@@ -66,7 +88,8 @@ pub mod __private {
     pub use crate::private::*;
 }
 mod private;
-pub mod random;
+mod registry;
+mod rng;
 mod runtime;
 mod scope;
 mod shape;
@@ -74,12 +97,19 @@ mod stream;
 mod strict;
 mod tensor;
 
-pub use device::{CudaDeviceInfo, Device};
+/// Counter-based random numbers: Philox4x32-10 generators (like `torch.Generator`), the Box–Muller normals
+/// `randn` draws, and the raw Philox bits a device computes. The same bits on every backend.
+pub mod random {
+    pub use crate::ops::transfer::philox_bits_on;
+    pub use crate::rng::{default_generator, manual_seed, philox4x32_10, uniform_f32, uniform_f64, Generator};
+}
+
+pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use event::Event;
-pub use hazard::set_sanitize;
 pub use random::{manual_seed, Generator};
+pub use registry::{set_sanitize, CudaDeviceInfo};
 pub use scope::StreamGuard;
 pub use shape::{IntoShape, MAX_DIMS};
 pub use stream::Stream;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::backend::{Kernels, Queue};
 use crate::error::Result;
 use crate::scope::StreamGuard;
 use crate::stream::Stream;
@@ -44,11 +45,14 @@ pub fn enter(stream: &Stream) -> StreamGuard<'_> {
 /// one-warp blocks that each spin on the GPU's global timer (so many blocks fill the device); on the CPU
 /// backend, one host sleep. Lets one test body check overlap and priorities on every backend.
 pub fn busy_on(stream: &Stream, duration: Duration, blocks: u32) -> Result<()> {
-    if stream.device().is_cuda() {
-        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        crate::ops::cuda::busy(stream, ns, blocks.max(1))
-    } else {
-        stream.launch_host_func(move || std::thread::sleep(duration));
-        Ok(())
+    match stream.queue() {
+        Queue::Cpu(q) => q.busy(duration, blocks),
+        Queue::Cuda(q) => q.busy(duration, blocks),
     }
+}
+
+/// Test support: the environment variable through which copies of the crate inside evcxr find the process's
+/// runtime (see `runtime.rs`).
+pub fn runtime_variable() -> String {
+    crate::runtime::variable()
 }

@@ -1,139 +1,208 @@
-//! The process-wide state of streamdsl, one per process even where several copies of this crate are loaded.
+//! Process-wide slots: state that must exist once per process, even where several copies of this crate are
+//! loaded. Names no other streamdsl type: each layer declares the slots it owns ([`ProcessWide`]).
 //!
-//! A program normally links streamdsl once. evcxr does not: it links a copy of every dependency into each
-//! cell it compiles, and each copy has its own statics. With per-copy state, a tensor made in one cell and
-//! used in the next would be ordered by two unrelated CPU stream machines, so nothing would order the
-//! second cell's op after the first cell's write: a race with wrong numbers and no error. Every piece of
-//! state that must be unique per process (the CPU machine, the opened CUDA devices, default streams and
-//! generator, the current-stream stack, switches and counters) therefore lives in one [`Runtime`] that the
-//! first copy creates and publishes, and the later copies find and use.
+//! A program normally links streamdsl once, and a slot is then a plain static. evcxr does not: it links a copy
+//! of every dependency into each cell it compiles, and each copy has its own statics. With per-copy state, a
+//! tensor made in one cell and used in the next would be ordered by two unrelated CPU stream machines, so
+//! nothing would order the second cell's op after the first cell's write: wrong numbers and no error. So the
+//! slots live in one [`Registry`] per process, and under evcxr the first copy publishes its registry for the
+//! later ones.
 //!
-//! Publication goes through the process environment, the one registry every copy shares: a variable named
-//! after a hash of this compiled crate's `TypeId` (so only copies of the same build, with the same layout,
-//! meet) holding the process id and the runtime's address (so a child process that inherits the variable
-//! ignores it). The variable is set once, when the first copy first needs the runtime (the first device,
-//! stream or tensor), normally before the program's other threads read the environment. Thread-locals
-//! cannot be shared by address, so the runtime keeps function pointers into the first copy, which reach
-//! that copy's thread-locals.
+//! Publication happens only inside evcxr's runtime process (`EVCXR_IS_RUNTIME` set): a variable named after
+//! a hash of this build's `TypeId` of [`Registry`] (so only copies of the same build, with the same layout,
+//! meet) holds the process id, the registry's address and a random 128-bit nonce stored in the registry. A
+//! copy dereferences the address only after reading the nonce back through `process_vm_readv` on itself,
+//! which reports a bad address as an error instead of faulting, and finding it equal. A variable inherited
+//! across `exec` (same pid, new image), copied from another process or made up therefore never leads to a
+//! dereference of anything but a registry of this build: a stale address is unmapped (the read fails) or
+//! holds other bytes (the nonce differs). Outside evcxr nothing is read from or written to the environment.
 
-use std::any::TypeId;
-use std::cell::{Cell, RefCell};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicU8};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
 
-use crate::backend::cpu;
-use crate::device::{CudaEntry, Device};
-use crate::random::Generator;
-use crate::stream::Stream;
-
-/// A thread's stack of scoped streams, innermost last.
-pub(crate) type StreamStack = RefCell<Vec<Stream>>;
-
-/// Runs a closure with this thread's [`StreamStack`]; false during thread teardown, when it is gone.
-pub(crate) type WithStreamStack = fn(&mut dyn FnMut(&StreamStack)) -> bool;
-
-/// Everything streamdsl keeps per process.
-pub(crate) struct Runtime {
-    pub cpu_machine: OnceLock<Arc<cpu::Machine>>,
-    pub cpu_default_stream: OnceLock<Stream>,
-    /// CUDA devices opened so far, by ordinal.
-    pub cuda_devices: Mutex<HashMap<usize, Arc<CudaEntry>>>,
-    pub default_device: OnceLock<Device>,
-    pub default_generator: OnceLock<Generator>,
-    /// Strict mode: unset, off or on (see `strict`).
-    pub strict: AtomicU8,
-    /// Ids of buffers (for the race checker) and numbers in stream names.
-    pub next_buffer_id: AtomicU64,
-    pub next_stream_name: AtomicU64,
-    /// Timed CUDA events dropped inside host callbacks, as `(context, event)` addresses.
-    pub deferred_events: Mutex<Vec<(usize, usize)>>,
-    /// This thread's current-stream stack, through the first copy's thread-local.
-    pub current_stack: WithStreamStack,
-    /// Reads, or sets and reads, whether this thread is running a CUDA host callback.
-    pub host_callback: fn(Option<bool>) -> bool,
+/// The process's slots, by name and type.
+pub(crate) struct Registry {
+    /// Random, non-zero; proves that an address found in the environment points at a registry.
+    nonce: [u64; 2],
+    slots: Mutex<HashMap<(&'static str, TypeId), &'static (dyn Any + Send + Sync)>>,
 }
 
-thread_local! {
-    static CURRENT: StreamStack = const { RefCell::new(Vec::new()) };
-    static IN_HOST_CALLBACK: Cell<bool> = const { Cell::new(false) };
+/// A value that exists once per process, created on first use by the first copy of the crate that asks.
+///
+/// Declare one as a `static` in the module that owns the state:
+/// `static WORKERS: ProcessWide<AtomicUsize> = ProcessWide::new("cpu.workers", AtomicUsize::default);`.
+/// The name must be unique in the crate; together with the type it is the slot's key. `init` runs under the
+/// registry's lock, so it must be a plain constructor that touches no other slot: build anything expensive
+/// lazily, in a `OnceLock` the slot holds.
+pub(crate) struct ProcessWide<T: 'static> {
+    name: &'static str,
+    init: fn() -> T,
+    /// This copy's shortcut to the process's value (one atomic load per access after the first).
+    local: OnceLock<&'static T>,
 }
 
-fn this_copys_current_stack(f: &mut dyn FnMut(&StreamStack)) -> bool {
-    CURRENT.try_with(|c| f(c)).is_ok()
+impl<T: Any + Send + Sync> ProcessWide<T> {
+    /// A slot named `name`, initialised with `init` by the first copy that reads it.
+    pub(crate) const fn new(name: &'static str, init: fn() -> T) -> Self {
+        ProcessWide { name, init, local: OnceLock::new() }
+    }
+
+    /// The process's value.
+    pub(crate) fn get(&self) -> &'static T {
+        self.local.get_or_init(|| registry().get_or_insert(self.name, self.init))
+    }
 }
 
-fn this_copys_host_callback_flag(set: Option<bool>) -> bool {
-    IN_HOST_CALLBACK.with(|flag| {
-        if let Some(v) = set {
-            flag.set(v);
+impl Registry {
+    fn new() -> Registry {
+        Registry { nonce: random_nonce(), slots: Mutex::default() }
+    }
+
+    fn get_or_insert<T: Any + Send + Sync>(&self, name: &'static str, init: fn() -> T) -> &'static T {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let value = *slots.entry((name, TypeId::of::<T>())).or_insert_with(|| Box::leak(Box::new(init())));
+        // The key includes `TypeId::of::<T>()`, and copies of one build agree on type ids.
+        value.downcast_ref::<T>().unwrap_or_else(|| unreachable!("slot `{name}` holds another type"))
+    }
+}
+
+/// This process's registry: this copy's own, or (under evcxr) the one the first copy published.
+fn registry() -> &'static Registry {
+    static THIS_COPY: OnceLock<&'static Registry> = OnceLock::new();
+    THIS_COPY.get_or_init(|| {
+        if std::env::var_os("EVCXR_IS_RUNTIME").is_none() {
+            return Box::leak(Box::new(Registry::new()));
         }
-        flag.get()
+        let name = variable();
+        if let Some(found) = std::env::var(&name).ok().as_deref().and_then(published) {
+            return found;
+        }
+        let rt: &'static Registry = Box::leak(Box::new(Registry::new()));
+        let value = format!("{}:{:x}:{}", std::process::id(), rt as *const Registry as usize, nonce_hex(rt.nonce));
+        // Inside evcxr's runtime process only, on the thread that runs the first cell using streamdsl, before
+        // that cell starts threads of its own. `set_var` is still not synchronised with C code reading the
+        // environment on other threads at this moment; evcxr's runtime runs no such code.
+        std::env::set_var(&name, value);
+        rt
     })
 }
 
-impl Runtime {
-    fn new() -> Runtime {
-        Runtime {
-            cpu_machine: OnceLock::new(),
-            cpu_default_stream: OnceLock::new(),
-            cuda_devices: Mutex::default(),
-            default_device: OnceLock::new(),
-            default_generator: OnceLock::new(),
-            strict: AtomicU8::new(crate::strict::UNSET),
-            next_buffer_id: AtomicU64::new(0),
-            next_stream_name: AtomicU64::new(0),
-            deferred_events: Mutex::default(),
-            current_stack: this_copys_current_stack,
-            host_callback: this_copys_host_callback_flag,
-        }
-    }
-}
-
-/// The process's runtime: found once per copy of the crate, created by the first.
-pub(crate) fn runtime() -> &'static Runtime {
-    static THIS_COPY: OnceLock<&'static Runtime> = OnceLock::new();
-    THIS_COPY.get_or_init(find_or_publish)
-}
-
-/// The environment variable that carries the runtime of this build of the crate.
-fn variable() -> String {
+/// The environment variable that carries the registry of this build of the crate.
+pub(crate) fn variable() -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    TypeId::of::<Runtime>().hash(&mut h);
+    TypeId::of::<Registry>().hash(&mut h);
     format!("STREAMDSL_RUNTIME_{:016x}", h.finish())
 }
 
-fn find_or_publish() -> &'static Runtime {
-    let name = variable();
-    let pid = std::process::id();
-    let published = std::env::var(&name).ok().and_then(|v| {
-        let (p, addr) = v.split_once(':')?;
-        (p.parse::<u32>().ok()? == pid).then(|| usize::from_str_radix(addr, 16).ok()).flatten()
-    });
-    if let Some(addr) = published.filter(|&a| a != 0) {
-        // SAFETY: the address was published below by a copy of this same build of the crate (the variable's
-        // name hashes the `TypeId` of `Runtime`, so the layout is the same) in this process (the pid
-        // matches), and that runtime is leaked: it lives as long as the process.
-        return unsafe { &*(addr as *const Runtime) };
+/// The registry a variable's value names, if it is one of this process and this build.
+fn published(value: &str) -> Option<&'static Registry> {
+    let mut parts = value.split(':');
+    let (pid, addr, nonce) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || pid.parse::<u32>().ok()? != std::process::id() {
+        return None;
     }
-    let rt: &'static Runtime = Box::leak(Box::new(Runtime::new()));
-    std::env::set_var(&name, format!("{pid}:{:x}", rt as *const Runtime as usize));
-    rt
+    let addr = usize::from_str_radix(addr, 16).ok()?;
+    if addr == 0 || addr % std::mem::align_of::<Registry>() != 0 {
+        return None;
+    }
+    // The nonce: read without dereferencing anything (a bad address is an error, not a fault).
+    let bytes = read_own_memory(addr.checked_add(std::mem::offset_of!(Registry, nonce))?, 16)?;
+    let read = [u64::from_ne_bytes(bytes[..8].try_into().ok()?), u64::from_ne_bytes(bytes[8..].try_into().ok()?)];
+    if read == [0, 0] || nonce_hex(read) != nonce {
+        return None;
+    }
+    // SAFETY: `addr` is aligned and its first 16 bytes hold the nonce that was written into this variable next
+    // to it. Only `registry()` writes such a pair, for a `Registry` it leaked (never freed) in this process:
+    // the variable's name hashes this build's `TypeId` of `Registry` (same layout) and the pid is ours. A value
+    // inherited across `exec` or forged names memory of this image that does not hold those 16 random bytes
+    // (the binary nonce exists only inside the registry: this process compares hex text), except with
+    // probability 2⁻¹²⁸.
+    Some(unsafe { &*(addr as *const Registry) })
+}
+
+/// `len` bytes of this process's memory at `addr`, or `None` where they are not readable.
+#[cfg(target_os = "linux")]
+fn read_own_memory(addr: usize, len: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
+    // SAFETY: `local` describes `buf`, which we own and which outlives the call. The kernel reads `remote`
+    // with the permission checks of another process's memory: an unmapped or unreadable range is an EFAULT
+    // return, never a fault in this process. No Rust reference to `addr` exists.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (n == len as isize).then_some(buf)
+}
+
+/// Without a way to read memory safely, nothing published is trusted (each copy keeps its own state).
+#[cfg(not(target_os = "linux"))]
+fn read_own_memory(_addr: usize, _len: usize) -> Option<Vec<u8>> {
+    None
+}
+
+fn nonce_hex(n: [u64; 2]) -> String {
+    format!("{:016x}{:016x}", n[0], n[1])
+}
+
+/// 128 random bits, never zero: from the OS's random source, else from std's randomly keyed hasher.
+fn random_nonce() -> [u64; 2] {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok();
+    let mut n = [0u64, 0u64];
+    if from_os {
+        let (lo, hi) = bytes.split_at(8);
+        n = [
+            u64::from_ne_bytes(lo.try_into().unwrap_or_default()),
+            u64::from_ne_bytes(hi.try_into().unwrap_or_default()),
+        ];
+    }
+    if n == [0, 0] {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        (std::process::id(), std::time::SystemTime::now()).hash(&mut h);
+        let a = h.finish();
+        a.hash(&mut h);
+        n = [a, h.finish() | 1];
+    }
+    n
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    static COUNTER: ProcessWide<std::sync::atomic::AtomicU32> =
+        ProcessWide::new("test.counter", std::sync::atomic::AtomicU32::default);
+
     #[test]
-    fn the_runtime_is_published_for_other_copies() {
-        let rt = runtime();
-        let value = std::env::var(variable()).expect("published");
-        let (pid, addr) = value.split_once(':').unwrap();
-        assert_eq!(pid.parse::<u32>().unwrap(), std::process::id());
-        assert_eq!(usize::from_str_radix(addr, 16).unwrap(), rt as *const Runtime as usize);
-        // What another copy finds: the same runtime.
-        assert!(std::ptr::eq(find_or_publish(), rt));
+    fn a_slot_is_one_value() {
+        use std::sync::atomic::Ordering;
+        COUNTER.get().fetch_add(1, Ordering::Relaxed);
+        assert!(std::ptr::eq(COUNTER.get(), registry().get_or_insert("test.counter", Default::default)));
+        assert!(COUNTER.get().load(Ordering::Relaxed) >= 1);
+    }
+
+    #[test]
+    fn only_a_published_registry_of_this_process_is_found() {
+        let rt: &'static Registry = Box::leak(Box::new(Registry::new()));
+        let pid = std::process::id();
+        let good = format!("{pid}:{:x}:{}", rt as *const Registry as usize, nonce_hex(rt.nonce));
+        assert!(published(&good).is_some_and(|r| std::ptr::eq(r, rt)));
+        let wrong_nonce = format!("{pid}:{:x}:{}", rt as *const Registry as usize, nonce_hex([1, 2]));
+        assert!(published(&wrong_nonce).is_none());
+        let other_pid = format!("{}:{:x}:{}", pid.wrapping_add(1), rt as *const Registry as usize, nonce_hex(rt.nonce));
+        assert!(published(&other_pid).is_none());
+        for garbage in [
+            format!("{pid}:1:{}", nonce_hex(rt.nonce)),
+            format!("{pid}:8:00000000000000000000000000000001"),
+            format!("{pid}:{:x}:{}", usize::MAX & !7, nonce_hex(rt.nonce)),
+            format!("{pid}:zz:0"),
+            format!("{pid}"),
+            String::new(),
+            "::::".into(),
+        ] {
+            assert!(published(&garbage).is_none(), "{garbage}");
+        }
     }
 }

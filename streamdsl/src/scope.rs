@@ -1,21 +1,79 @@
 //! The per-thread current stream and the guard that sets it.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::device::Device;
-use crate::runtime::StreamStack;
+use crate::runtime::ProcessWide;
 use crate::stream::Stream;
 
-/// Runs `f` with this thread's stack of scoped streams (the process runtime's, shared by every copy of the
-/// crate); `None` during thread teardown, when it is gone.
+/// A thread's stack of scoped streams, innermost last.
+type StreamStack = RefCell<Vec<Stream>>;
+
+thread_local! {
+    static CURRENT: StreamStack = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs a closure with this thread's [`StreamStack`]; false during thread teardown, when it is gone.
+type WithStack = fn(&mut dyn FnMut(&StreamStack)) -> bool;
+
+/// The first copy of the crate's [`WithStack`]: thread-locals cannot be shared by address, so every copy
+/// reaches the thread's stack through that copy's accessor.
+struct StackAccess(WithStack);
+
+static STACK: ProcessWide<StackAccess> = ProcessWide::new("scope.current_stack", || StackAccess(this_copys_stack));
+
+fn this_copys_stack(f: &mut dyn FnMut(&StreamStack)) -> bool {
+    CURRENT.try_with(|c| f(c)).is_ok()
+}
+
+/// Runs `f` with this thread's stack of scoped streams (one per thread for every copy of the crate); `None`
+/// during thread teardown, when it is gone.
 fn with_stack<R>(f: impl FnOnce(&StreamStack) -> R) -> Option<R> {
     let (mut f, mut out) = (Some(f), None);
-    (crate::runtime::runtime().current_stack)(&mut |stack| {
+    (STACK.get().0)(&mut |stack| {
         if let Some(f) = f.take() {
             out = Some(f(stack));
         }
     });
     out
+}
+
+impl Stream {
+    /// The current stream of this thread for `device`: the innermost [`scope`](Stream::scope) (or
+    /// `gpu_scope!`) on that device, else the device's default stream. Like `torch.cuda.current_stream`.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// let s = Stream::new(&dev)?;
+    /// {
+    ///     let _guard = s.scope();
+    ///     assert_eq!(Stream::current(&dev), s);
+    /// }
+    /// assert_eq!(Stream::current(&dev), dev.default_stream());
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn current(device: &Device) -> Stream {
+        current_on(device).unwrap_or_else(|| device.default_stream())
+    }
+
+    /// Makes this stream the thread's current stream until the guard is dropped, like
+    /// `with torch.cuda.stream(s):`. The previous stream comes back on every exit path, panics included.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let s = Stream::new(&Device::cpu())?;
+    /// let t = {
+    ///     let _guard = s.scope();
+    ///     zeros::<f32>([4])?       // runs on `s`
+    /// };
+    /// assert_eq!(t.to_vec()?, vec![0.0; 4]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn scope(&self) -> StreamGuard<'_> {
+        StreamGuard::enter(self)
+    }
 }
 
 /// Makes a stream the thread's current stream while it lives; see [`Stream::scope`].
@@ -47,7 +105,7 @@ pub struct StreamGuard<'a> {
 struct CurrentStreamIsPerThread(#[allow(dead_code)] *const ());
 
 impl<'a> StreamGuard<'a> {
-    pub(crate) fn enter(stream: &'a Stream) -> StreamGuard<'a> {
+    fn enter(stream: &'a Stream) -> StreamGuard<'a> {
         let depth = with_stack(|c| {
             let mut c = c.borrow_mut();
             c.push(stream.clone());
@@ -72,7 +130,7 @@ impl Drop for StreamGuard<'_> {
 }
 
 /// The innermost scoped stream on `device`, if any.
-pub(crate) fn current_on(device: &Device) -> Option<Stream> {
+fn current_on(device: &Device) -> Option<Stream> {
     with_stack(|c| c.borrow().iter().rev().find(|s| s.device() == *device).cloned()).flatten()
 }
 

@@ -81,6 +81,43 @@ pub(crate) fn checked_numel(shape: &[usize], elem_bytes: usize) -> Result<usize>
     }
 }
 
+/// The broadcast shape of `a` and `b` (NumPy rules: align trailing dimensions; each pair equal or 1), or
+/// [`Error::ShapeMismatch`] naming `op`.
+pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() < rank {
+            1
+        } else {
+            s[i + s.len() - rank]
+        }
+    };
+    (0..rank)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y || y == 1 => Ok(x),
+            (1, y) => Ok(y),
+            (x, y) => Err(Error::ShapeMismatch {
+                op,
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+                reason: format!("dimension {i} is {x} vs {y}; they must be equal or one of them 1 (broadcasting)"),
+            }),
+        })
+        .collect()
+}
+
+/// Row-major strides of `shape`, with 0 where a dimension of size 1 is broadcast to `out`'s.
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; out.len()];
+    let lead = out.len() - shape.len();
+    let mut stride = 1;
+    for (i, &d) in shape.iter().enumerate().rev() {
+        strides[lead + i] = if d == 1 { 0 } else { stride };
+        stride *= d;
+    }
+    strides
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +130,15 @@ mod tests {
         assert!(matches!(checked_numel(&[usize::MAX, 2], 4), Err(Error::InvalidShape { .. })));
         assert!(matches!(checked_numel(&[1 << 62], 4), Err(Error::InvalidShape { .. })));
         assert!(matches!(checked_numel(&[1; 9], 4), Err(Error::InvalidShape { .. })));
+    }
+
+    #[test]
+    fn broadcasting() {
+        assert_eq!(broadcast_shape("add", &[2, 1], &[3]).unwrap(), vec![2, 3]);
+        assert_eq!(broadcast_shape("add", &[], &[4, 5]).unwrap(), vec![4, 5]);
+        assert!(matches!(broadcast_shape("add", &[2, 3], &[4]), Err(Error::ShapeMismatch { op: "add", .. })));
+        assert_eq!(broadcast_strides(&[2, 1], &[2, 3]), vec![1, 0]);
+        assert_eq!(broadcast_strides(&[3], &[2, 3]), vec![0, 1]);
+        assert_eq!(broadcast_strides(&[2, 3], &[2, 3]), vec![3, 1]);
     }
 }

@@ -1,13 +1,25 @@
 //! Streams: in-order queues of device work, with `torch.Stream` semantics.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::backend::{Access, Machine, Point, Stamp, Work};
-use crate::device::Device;
+use crate::backend::{Access, Backend, Machine, Queue, Work};
+use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::scope::StreamGuard;
+use crate::runtime::ProcessWide;
+
+/// Numbers in stream names, unique per process.
+static NEXT_NAME: ProcessWide<AtomicU64> = ProcessWide::new("streams.next_name", AtomicU64::default);
+
+/// The CPU backend's default stream, made on first use: one per process.
+static CPU_DEFAULT: ProcessWide<OnceLock<Stream>> = ProcessWide::new("streams.cpu_default", OnceLock::new);
+
+/// Each opened CUDA device's default stream, by ordinal.
+static CUDA_DEFAULTS: ProcessWide<Mutex<HashMap<usize, Stream>>> =
+    ProcessWide::new("streams.cuda_defaults", Mutex::default);
 
 /// An in-order queue of work on a device, like `torch.Stream` / a CUDA stream.
 ///
@@ -37,12 +49,12 @@ struct StreamInner {
     device: Device,
     id: u64,
     priority: i32,
-    machine: Arc<dyn Machine>,
+    backend: Backend,
 }
 
 impl Drop for StreamInner {
     fn drop(&mut self) {
-        self.machine.release_stream(self.id);
+        self.backend.machine().release_stream(self.id);
     }
 }
 
@@ -78,33 +90,14 @@ impl Stream {
 
     /// A stream on `device` with an already validated and clamped priority.
     pub(crate) fn create(device: Device, priority: i32) -> Result<Stream> {
-        Self::from_machine(device, device.machine()?, priority)
+        Self::on_backend(device, device.backend()?, priority)
     }
 
-    /// A stream of `machine`, which runs `device`'s streams.
-    pub(crate) fn from_machine(device: Device, machine: Arc<dyn Machine>, priority: i32) -> Result<Stream> {
-        let names = &crate::runtime::runtime().next_stream_name;
-        let name = format!("{device}/{}", names.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let id = machine.create_stream(priority, name)?;
-        Ok(Stream { inner: Arc::new(StreamInner { device, id, priority, machine }) })
-    }
-
-    /// The current stream of this thread for `device`: the innermost [`scope`](Stream::scope) (or
-    /// `gpu_scope!`) on that device, else the device's default stream. Like `torch.cuda.current_stream`.
-    ///
-    /// ```
-    /// use streamdsl::prelude::*;
-    /// let dev = Device::cpu();
-    /// let s = Stream::new(&dev)?;
-    /// {
-    ///     let _guard = s.scope();
-    ///     assert_eq!(Stream::current(&dev), s);
-    /// }
-    /// assert_eq!(Stream::current(&dev), dev.default_stream());
-    /// # Ok::<(), streamdsl::Error>(())
-    /// ```
-    pub fn current(device: &Device) -> Stream {
-        crate::scope::current_on(device).unwrap_or_else(|| device.default_stream())
+    /// A stream of `backend`, which runs `device`'s streams.
+    fn on_backend(device: Device, backend: Backend, priority: i32) -> Result<Stream> {
+        let name = format!("{device}/{}", NEXT_NAME.get().fetch_add(1, Ordering::Relaxed));
+        let id = backend.machine().create_stream(priority, name)?;
+        Ok(Stream { inner: Arc::new(StreamInner { device, id, priority, backend }) })
     }
 
     /// The stream's device.
@@ -152,7 +145,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn query(&self) -> bool {
-        self.inner.machine.query(self.inner.id)
+        self.machine().query(self.inner.id)
     }
 
     /// Blocks the host until all work submitted so far has completed. An error raised by that work
@@ -166,7 +159,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn synchronize(&self) -> Result<()> {
-        self.inner.machine.synchronize(self.inner.id)
+        self.machine().synchronize(self.inner.id)
     }
 
     /// Records a new (untimed) event at the current tail of the queue.
@@ -182,7 +175,7 @@ impl Stream {
         let e = Event::new(&self.device());
         // A failure to record (a broken CUDA context) leaves the event unrecorded; the next synchronize
         // reports the driver's error.
-        let _ = e.record_point(self);
+        let _ = self.record(&e);
         e
     }
 
@@ -200,7 +193,9 @@ impl Stream {
     /// ```
     pub fn record(&self, event: &Event) -> Result<()> {
         self.check_same_device("record", &event.device())?;
-        event.record_point(self)
+        let (point, stamp) = self.machine().record(self.inner.id, event.is_timed())?;
+        event.set_recorded(point, stamp, self.inner.backend.clone());
+        Ok(())
     }
 
     /// Later work on this stream waits until `event` completes. Does not block the host. Waiting on an
@@ -220,7 +215,7 @@ impl Stream {
     pub fn wait_event(&self, event: &Event) -> Result<()> {
         self.check_same_device("wait_event", &event.device())?;
         match event.point() {
-            Some(p) => self.inner.machine.wait(self.inner.id, p),
+            Some(p) => self.machine().wait(self.inner.id, p),
             None => Ok(()),
         }
     }
@@ -239,24 +234,7 @@ impl Stream {
     /// ```
     pub fn wait_stream(&self, other: &Stream) -> Result<()> {
         self.check_same_device("wait_stream", &other.device())?;
-        self.inner.machine.wait(self.inner.id, other.inner.machine.tail(other.inner.id))
-    }
-
-    /// Makes this stream the thread's current stream until the guard is dropped, like
-    /// `with torch.cuda.stream(s):`. The previous stream comes back on every exit path, panics included.
-    ///
-    /// ```
-    /// use streamdsl::prelude::*;
-    /// let s = Stream::new(&Device::cpu())?;
-    /// let t = {
-    ///     let _guard = s.scope();
-    ///     zeros::<f32>([4])?       // runs on `s`
-    /// };
-    /// assert_eq!(t.to_vec()?, vec![0.0; 4]);
-    /// # Ok::<(), streamdsl::Error>(())
-    /// ```
-    pub fn scope(&self) -> StreamGuard<'_> {
-        StreamGuard::enter(self)
+        self.machine().wait(self.inner.id, other.machine().tail(other.inner.id))
     }
 
     /// Enqueues a host function, like `cuLaunchHostFunc`: it runs on the stream's worker in queue order.
@@ -279,7 +257,7 @@ impl Stream {
         }));
         // The CPU machine cannot fail here; on CUDA a refused launch means the stream is poisoned or the
         // context is broken, which the next synchronize reports.
-        let _ = self.submit("host_func", &[], &[], work);
+        let _ = self.machine().submit(self.inner.id, "host_func", Access { reads: &[], writes: &[] }, work);
     }
 
     /// Ends the poisoned state left by a failed op and returns its error; later work runs again.
@@ -294,32 +272,25 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn clear_error(&self) -> Option<Error> {
-        self.inner.machine.clear_error(self.inner.id)
+        self.machine().clear_error(self.inner.id)
     }
 
-    pub(crate) fn submit(
-        &self,
-        op: &'static str,
-        reads: &[&std::sync::Mutex<crate::hazard::AccessLog>],
-        writes: &[&std::sync::Mutex<crate::hazard::AccessLog>],
-        work: Work,
-    ) -> Result<Point> {
-        self.inner.machine.submit(self.inner.id, op, Access { reads, writes }, work)
+    /// The stream's machine, for what every backend does alike.
+    pub(crate) fn machine(&self) -> &dyn Machine {
+        self.inner.backend.machine()
     }
 
-    pub(crate) fn record_stamped(&self, timed: bool) -> Result<(Point, Option<Stamp>)> {
-        self.inner.machine.record(self.inner.id, timed)
+    /// The stream as its backend's queue, for enqueueing kernels: what each op matches on.
+    pub(crate) fn queue(&self) -> Queue<'_> {
+        self.inner.backend.queue(self.inner.id)
     }
 
-    pub(crate) fn machine(&self) -> &Arc<dyn Machine> {
-        &self.inner.machine
-    }
-
+    /// `Ok` when `other` is this stream's device, else [`Error::DeviceMismatch`] naming `op`.
     pub(crate) fn check_same_device(&self, op: &'static str, other: &Device) -> Result<()> {
         if *other == self.device() {
             Ok(())
         } else {
-            Err(Error::DeviceMismatch { op, expected: self.device().to_string(), found: other.to_string() })
+            Err(Error::DeviceMismatch { op, expected: self.device(), found: *other })
         }
     }
 }
@@ -351,18 +322,51 @@ impl fmt::Display for Stream {
     }
 }
 
+impl Device {
+    /// The device's default stream (priority 0), the current stream of every thread that set no other. One per
+    /// device, shared by all threads, like torch's.
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let dev = Device::cpu();
+    /// assert_eq!(dev.default_stream(), Stream::current(&dev));
+    /// assert_eq!(dev.default_stream().priority(), 0);
+    /// ```
+    pub fn default_stream(&self) -> Stream {
+        let made = |device: Device| Stream::create(device, 0);
+        match self.kind {
+            DeviceKind::Cpu => CPU_DEFAULT
+                .get()
+                .get_or_init(|| made(Device::cpu()).unwrap_or_else(|_| unreachable!("CPU streams never fail")))
+                .clone(),
+            DeviceKind::Cuda(n) => {
+                let mut defaults = CUDA_DEFAULTS.get().lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = defaults.get(&n) {
+                    return s.clone();
+                }
+                match made(*self) {
+                    Ok(s) => defaults.entry(n).or_insert(s).clone(),
+                    // A CUDA `Device` value exists only once its machine was opened, and creating a stream there
+                    // fails only with a broken context; the CPU's default stream keeps such a program running,
+                    // and its ops then report the device mismatch.
+                    Err(_) => Device::cpu().default_stream(),
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::DeviceKind;
 
     #[test]
     fn operands_on_another_device_are_rejected() {
         let s = Stream::new(&Device::cpu()).unwrap();
-        let gpu = Device { kind: DeviceKind::Cuda(0) };
+        let gpu = Device::cuda_unopened(0);
         let e = s.check_same_device("mm", &gpu).unwrap_err();
         assert!(
-            matches!(&e, Error::DeviceMismatch { op: "mm", expected, found } if expected == "cpu" && found == "cuda:0")
+            matches!(&e, Error::DeviceMismatch { op: "mm", expected, found } if expected.is_cpu() && *found == gpu)
         );
         assert_eq!(e.to_string(), "device mismatch in `mm`: the stream is on cpu but an operand is on cuda:0");
         assert!(matches!(s.wait_event(&Event::new(&gpu)), Err(Error::DeviceMismatch { op: "wait_event", .. })));

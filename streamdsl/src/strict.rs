@@ -2,12 +2,17 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-pub(crate) const UNSET: u8 = 0;
+use crate::runtime::ProcessWide;
+
+const UNSET: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
 
+/// Unset (read `STREAMDSL_STRICT` at first use), off or on; one switch per process.
+static STRICT: ProcessWide<AtomicU8> = ProcessWide::new("strict", || AtomicU8::new(UNSET));
+
 fn strict() -> &'static AtomicU8 {
-    &crate::runtime::runtime().strict
+    STRICT.get()
 }
 
 /// Turns strict mode on or off for the process (it starts from `STREAMDSL_STRICT=1`).

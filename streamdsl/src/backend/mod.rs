@@ -1,29 +1,23 @@
-//! Backends: the machines that run stream-ordered work.
+//! Backends: the machines that run stream-ordered work, the memory they own and the kernels they launch.
 //!
-//! Everything above this module talks to a backend through the [`Machine`] trait, [`Point`]s (positions
-//! in a stream's queue) and [`Work`]; no cudarc type leaks out of `backend::cuda`.
+//! Everything above this module reaches a backend in two ways: the [`Machine`] trait for what every stream
+//! machine does (streams, events, waits, submission), and [`Kernels`], the ops' kernels, which each op calls
+//! through one exhaustive `match` on the stream's [`Queue`] after validating its operands once. No cudarc type
+//! leaves `backend::cuda`; adding a backend means a `Backend`/`Queue` variant, a `Buffer` variant in
+//! [`Storage`] and an implementation of both traits, and the compiler lists every op to extend.
 
 pub(crate) mod cpu;
 pub(crate) mod cuda;
+mod storage;
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+pub(crate) use storage::Storage;
+
+use crate::dtype::Element;
 use crate::error::Result;
-use crate::hazard::AccessLog;
-
-/// A position in one stream's queue: everything submitted to `stream` up to and including `seq`.
-///
-/// Points are what events record, what waits wait for and what the hazard tracker remembers for each
-/// buffer. They are plain values: recording an event again makes a new point, and waits already
-/// enqueued keep the old one (CUDA semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Point {
-    /// The stream's machine-wide id.
-    pub stream: u64,
-    /// 1-based position in that stream's queue; 0 means "before any work".
-    pub seq: u64,
-}
+use crate::hazard::{AccessLog, Point};
 
 /// Work run on the host by a stream's worker (CPU backend) or as a host callback (CUDA backend).
 pub(crate) type HostWork = Box<dyn FnOnce() -> Result<()> + Send + 'static>;
@@ -123,4 +117,128 @@ pub(crate) trait Machine: Send + Sync + 'static {
     fn query(&self, stream: u64) -> bool;
     /// Ends a poisoned state; the error that caused it.
     fn clear_error(&self, stream: u64) -> Option<crate::error::Error>;
+    /// Switches the vector-clock race checker on (fresh) or off.
+    fn set_sanitize(&self, on: bool);
+}
+
+/// A device's stream machine, by backend.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Cpu(Arc<cpu::Machine>),
+    Cuda(Arc<cuda::CudaMachine>),
+}
+
+impl Backend {
+    /// The machine, for what every backend does alike.
+    pub(crate) fn machine(&self) -> &dyn Machine {
+        match self {
+            Backend::Cpu(m) => &**m,
+            Backend::Cuda(m) => &**m,
+        }
+    }
+
+    /// Stream `stream` of this machine, for enqueueing kernels.
+    pub(crate) fn queue(&self, stream: u64) -> Queue<'_> {
+        match self {
+            Backend::Cpu(machine) => Queue::Cpu(cpu::Queue { machine, stream }),
+            Backend::Cuda(machine) => Queue::Cuda(cuda::Queue { machine, stream }),
+        }
+    }
+}
+
+/// One stream of one backend: what each op matches on to reach that backend's [`Kernels`].
+pub(crate) enum Queue<'a> {
+    Cpu(cpu::Queue<'a>),
+    Cuda(cuda::Queue<'a>),
+}
+
+/// A binary elementwise operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinaryOp {
+    #[inline(always)]
+    pub(crate) fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+}
+
+/// The shape of one batched matrix product: `batch` products of `m×k` by `k×n`. An operand whose
+/// batch stride is 0 is shared by every product.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MatmulDims {
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a_batch_stride: usize,
+    pub b_batch_stride: usize,
+}
+
+/// A tensor's data as a kernel sees it: its storage and shape (row-major, contiguous).
+#[derive(Clone, Copy)]
+pub(crate) struct Operand<'a, T> {
+    pub storage: &'a Arc<Storage<T>>,
+    pub shape: &'a [usize],
+}
+
+/// The kernels every backend provides. An op validates its operands (shapes, devices) once, allocates its
+/// output with [`Kernels::alloc`], then calls one of these through a `match` on the stream's [`Queue`];
+/// each enqueues on that stream with the op's reads and writes, so cross-stream ordering and stream-ordered
+/// frees are the machine's job. Operands are on this backend (the op checked their devices).
+pub(crate) trait Kernels {
+    /// Memory for `len` elements of an op's output, ordered on this stream (zeroed on the CPU backend).
+    fn alloc<T: Element>(&self, len: usize) -> Result<Storage<T>>;
+    /// `out[i] = value`.
+    fn fill<T: Element>(&self, out: &Arc<Storage<T>>, value: T) -> Result<()>;
+    /// `out[i] = 0` (nothing to do where `alloc` zeroes).
+    fn zero<T: Element>(&self, out: &Arc<Storage<T>>) -> Result<()>;
+    /// Standard normals from Philox4x32-10 at `(seed, offset)`.
+    fn randn<T: Element>(&self, out: &Arc<Storage<T>>, seed: u64, offset: u64) -> Result<()>;
+    /// `out = a ∘ b` with NumPy broadcasting to `out.shape`.
+    fn binary<T: Element>(&self, op: BinaryOp, a: Operand<'_, T>, b: Operand<'_, T>, out: Operand<'_, T>)
+        -> Result<()>;
+    /// `out = a ∘ value`.
+    fn scalar<T: Element>(&self, op: BinaryOp, a: &Arc<Storage<T>>, value: f64, out: &Arc<Storage<T>>) -> Result<()>;
+    /// `dst = src` (distinct buffers of one length).
+    fn copy<T: Element>(&self, src: &Arc<Storage<T>>, dst: &Arc<Storage<T>>) -> Result<()>;
+    /// `out[i] = U::from(a[i])`, rounding once.
+    fn convert<T: Element, U: Element>(&self, a: &Arc<Storage<T>>, out: &Arc<Storage<U>>) -> Result<()>;
+    /// `out[0] = scale · Σ a`, deterministically.
+    fn sum<T: Element>(&self, op: &'static str, a: &Arc<Storage<T>>, scale: f64, out: &Arc<Storage<T>>) -> Result<()>;
+    /// `out = a · b` for row-major operands of `dims`.
+    fn mm<T: Element>(
+        &self,
+        a: &Arc<Storage<T>>,
+        b: &Arc<Storage<T>>,
+        out: &Arc<Storage<T>>,
+        dims: MatmulDims,
+    ) -> Result<()>;
+    /// Copies host `data` into `out` (of the same length), in order on this stream.
+    fn upload<T: Element>(&self, data: Vec<T>, out: &Arc<Storage<T>>) -> Result<()>;
+    /// The contents of `src` on the host, once the work that writes it has completed (blocks).
+    fn download<T: Element>(&self, src: &Arc<Storage<T>>) -> Result<Vec<T>>;
+    /// The raw Philox words of `groups` counters (blocks until computed).
+    fn philox_bits(&self, groups: usize, seed: u64, offset: u64) -> Result<Vec<u32>>;
+    /// Holds the stream busy for `duration`, touching no buffer (test support); on a GPU with `blocks` blocks.
+    fn busy(&self, duration: Duration, blocks: u32) -> Result<()>;
 }

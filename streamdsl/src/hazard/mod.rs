@@ -8,7 +8,25 @@
 
 pub(crate) mod sanitizer;
 
-use crate::backend::Point;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::runtime::ProcessWide;
+
+/// A position in one stream's queue: everything submitted to `stream` up to and including `seq`.
+///
+/// Points are what events record, what waits wait for and what the hazard tracker remembers for each
+/// buffer. They are plain values: recording an event again makes a new point, and waits already
+/// enqueued keep the old one (CUDA semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Point {
+    /// The stream's machine-wide id.
+    pub stream: u64,
+    /// 1-based position in that stream's queue; 0 means "before any work".
+    pub seq: u64,
+}
+
+/// Ids of buffers, for the race checker: unique per process.
+static NEXT_BUFFER_ID: ProcessWide<AtomicU64> = ProcessWide::new("hazard.next_buffer_id", AtomicU64::default);
 
 /// The accesses to one buffer that later work may have to wait for.
 #[derive(Debug)]
@@ -20,31 +38,8 @@ pub(crate) struct AccessLog {
 
 impl Default for AccessLog {
     fn default() -> Self {
-        let next = &crate::runtime::runtime().next_buffer_id;
-        AccessLog { id: next.fetch_add(1, std::sync::atomic::Ordering::Relaxed), last_write: None, reads: Vec::new() }
+        AccessLog { id: NEXT_BUFFER_ID.get().fetch_add(1, Ordering::Relaxed), last_write: None, reads: Vec::new() }
     }
-}
-
-/// Turns the vector-clock race checker on or off for the process (it starts from `STREAMDSL_SANITIZE=1`).
-///
-/// With it on, every op the CPU machine enqueues is checked against vector clocks (like PyTorch's CUDA
-/// sanitizer): an access not ordered after a conflicting earlier one fails that op with the race. Safe code
-/// cannot produce one, so a report means a bug in streamdsl's hazard tracking. It costs a little time per op.
-///
-/// ```
-/// use streamdsl::prelude::*;
-/// streamdsl::set_sanitize(true);
-/// let (a, b) = (Stream::new(&Device::cpu())?, Stream::new(&Device::cpu())?);
-/// let x = ops::full_on(&a, [4], 1.0f32)?;
-/// let y = ops::mul_scalar_on(&b, &x, 2.0)?; // ordered by the tracker: no race
-/// b.synchronize()?;
-/// assert_eq!(y.to_vec()?, vec![2.0; 4]);
-/// streamdsl::set_sanitize(false);
-/// # Ok::<(), streamdsl::Error>(())
-/// ```
-pub fn set_sanitize(on: bool) {
-    crate::backend::cpu::machine().set_sanitize(on);
-    crate::device::for_each_cuda_machine(|m| m.set_sanitize(on));
 }
 
 impl AccessLog {

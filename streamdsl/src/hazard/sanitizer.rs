@@ -7,14 +7,14 @@
 //! the last write and every read since.
 //!
 //! The tracker in [`super`] decides which waits to enqueue; this module checks, independently, that those
-//! waits order every conflicting pair. `STREAMDSL_SANITIZE=1` (or [`crate::set_sanitize`]) runs it on every
-//! op the CPU machine enqueues, failing the op with the race it found (that would be a streamdsl bug).
+//! waits order every conflicting pair. `STREAMDSL_SANITIZE=1` (or `streamdsl::set_sanitize`) runs it on every
+//! op the stream machines enqueue, failing the op with the race it found (that would be a streamdsl bug).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::backend::Point;
+use super::Point;
 
 /// Which conflicting pair was left unordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

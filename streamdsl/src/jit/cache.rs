@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::nvrtc_api as raw;
 use super::{Arch, KernelSpec, Nvrtc};
-use crate::backend::cuda::nvrtc as raw;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"streamdsl-cubin-v1\n";
@@ -74,7 +74,7 @@ impl KernelCache {
         let dir = dir.into();
         create_private_dir(&dir).map_err(|e| Error::Io {
             what: format!("creating the kernel cache {}", dir.display()),
-            message: e.to_string(),
+            source: Arc::new(e),
         })?;
         Ok(KernelCache { dir: Some(dir), memory: Mutex::default() })
     }
@@ -129,9 +129,10 @@ impl KernelCache {
 }
 
 /// NVRTC options for `arch`: a real `sm_XY` target, so the output is a CUBIN the driver loads without
-/// JIT (PTX from an NVRTC newer than the driver would not load).
+/// JIT (PTX from an NVRTC newer than the driver would not load), and no contraction of `a * b + c` into an
+/// FMA: the kernels' arithmetic must round exactly as the CPU backend's does (FMAs are written explicitly).
 pub(crate) fn compile_options(arch: Arch) -> Vec<String> {
-    vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()]
+    vec![format!("--gpu-architecture={arch}"), "--std=c++17".into(), "--fmad=false".into()]
 }
 
 fn cache_key(source: &str, options: &[String], arch: Arch, nvrtc: &Nvrtc) -> [u8; 32] {

@@ -14,6 +14,7 @@
 mod cache;
 mod catalog;
 mod nvrtc;
+mod nvrtc_api;
 mod source;
 
 use std::fmt;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::backend::cuda::nvrtc as raw;
+use super::nvrtc_api as raw;
 use crate::error::{Error, Result};
 
 /// A loaded NVRTC library.

@@ -1,6 +1,6 @@
 //! Element type conversion.
 
-use crate::backend::cpu;
+use crate::backend::{Kernels, Queue};
 use crate::dtype::Element;
 use crate::error::Result;
 use crate::stream::Stream;
@@ -18,12 +18,12 @@ use crate::tensor::Tensor;
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn to_dtype_on<T: Element, U: Element>(stream: &Stream, a: &Tensor<T>) -> Result<Tensor<U>> {
+    crate::ops::check_devices(stream, "to_dtype", &[a.device()])?;
     let out = Tensor::alloc(stream, a.shape().to_vec())?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::convert(stream, a, &out)?;
-    } else {
-        crate::ops::launch_host(stream, "to_dtype", &[a], &out, |i, o| cpu::convert(i[0], o))?;
-    }
+    match stream.queue() {
+        Queue::Cpu(q) => q.convert(&a.storage, &out.storage),
+        Queue::Cuda(q) => q.convert(&a.storage, &out.storage),
+    }?;
     Ok(out)
 }
 

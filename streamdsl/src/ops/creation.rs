@@ -1,9 +1,9 @@
 //! Creation ops: `zeros`, `ones`, `full`, `randn`.
 
-use crate::backend::cpu;
+use crate::backend::{Kernels, Queue};
 use crate::dtype::Element;
 use crate::error::Result;
-use crate::random::{default_generator, Generator};
+use crate::rng::{default_generator, Generator};
 use crate::scope::current_stream;
 use crate::shape::IntoShape;
 use crate::stream::Stream;
@@ -20,10 +20,10 @@ use crate::tensor::Tensor;
 /// ```
 pub fn zeros_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape.into_shape())?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::zero(stream, &out)?;
-    }
-    // On the CPU backend fresh memory is zeroed by the allocator, so there is nothing to enqueue.
+    match stream.queue() {
+        Queue::Cpu(q) => q.zero(&out.storage),
+        Queue::Cuda(q) => q.zero(&out.storage),
+    }?;
     Ok(out)
 }
 
@@ -49,15 +49,14 @@ pub fn ones_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Ten
 /// ```
 pub fn full_on<T: Element>(stream: &Stream, shape: impl IntoShape, value: T) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape.into_shape())?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::fill(stream, &out, value)?;
-    } else {
-        crate::ops::launch_host::<T, T>(stream, "full", &[], &out, move |_, o| cpu::fill(o, value))?;
-    }
+    match stream.queue() {
+        Queue::Cpu(q) => q.fill(&out.storage, value),
+        Queue::Cuda(q) => q.fill(&out.storage, value),
+    }?;
     Ok(out)
 }
 
-/// Standard normal samples from the default generator (like `torch.randn`); see [`crate::manual_seed`].
+/// Standard normal samples from the default generator (like `torch.randn`); see `streamdsl::manual_seed`.
 ///
 /// ```
 /// use streamdsl::prelude::*;
@@ -85,12 +84,25 @@ pub fn randn_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Te
 pub fn randn_with_on<T: Element>(stream: &Stream, shape: impl IntoShape, generator: &Generator) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape.into_shape())?;
     let (seed, offset) = generator.next_call();
-    if stream.device().is_cuda() {
-        crate::ops::cuda::randn(stream, &out, seed, offset)?;
-    } else {
-        crate::ops::launch_host::<T, T>(stream, "randn", &[], &out, move |_, o| cpu::randn(o, seed, offset))?;
-    }
+    match stream.queue() {
+        Queue::Cpu(q) => q.randn(&out.storage, seed, offset),
+        Queue::Cuda(q) => q.randn(&out.storage, seed, offset),
+    }?;
     Ok(out)
+}
+
+impl<T: Element> Tensor<T> {
+    /// A tensor of zeros, enqueued on `stream`. Shorthand for [`zeros_on`].
+    ///
+    /// ```
+    /// use streamdsl::prelude::*;
+    /// let s = Stream::new(&Device::cpu())?;
+    /// assert_eq!(Tensor::<f32>::zeros_on(&s, [2])?.to_vec()?, vec![0.0, 0.0]);
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn zeros_on(stream: &Stream, shape: impl IntoShape) -> Result<Tensor<T>> {
+        zeros_on(stream, shape)
+    }
 }
 
 /// [`zeros_on`] on the current stream.

@@ -2,57 +2,30 @@
 
 use std::ops::{Add, Div, Mul, Sub};
 
-use crate::backend::cpu::{self, BinaryOp};
+use crate::backend::{BinaryOp, Kernels, Queue};
 use crate::dtype::Element;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::shape::broadcast_shape;
 use crate::stream::Stream;
 use crate::tensor::Tensor;
 
-/// The broadcast shape of `a` and `b` (NumPy rules: align trailing dimensions; each pair equal or 1).
-fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| {
-        if i + s.len() < rank {
-            1
-        } else {
-            s[i + s.len() - rank]
-        }
-    };
-    (0..rank)
-        .map(|i| match (dim(a, i), dim(b, i)) {
-            (x, y) if x == y || y == 1 => Ok(x),
-            (1, y) => Ok(y),
-            (x, y) => Err(Error::ShapeMismatch {
-                op,
-                lhs: a.to_vec(),
-                rhs: b.to_vec(),
-                reason: format!("dimension {i} is {x} vs {y}; they must be equal or one of them 1 (broadcasting)"),
-            }),
-        })
-        .collect()
-}
-
 fn binary_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
-    let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
-    let out = Tensor::alloc(stream, shape.clone())?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::binary(stream, op, a, b, &out)?;
-        return Ok(out);
-    }
-    let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-    crate::ops::launch_host(stream, op.name(), &[a, b], &out, move |i, o| {
-        cpu::binary(op, i[0], &sa, i[1], &sb, o, &shape)
-    })?;
+    crate::ops::check_devices(stream, op.name(), &[a.device(), b.device()])?;
+    let out = Tensor::alloc(stream, broadcast_shape(op.name(), a.shape(), b.shape())?)?;
+    match stream.queue() {
+        Queue::Cpu(q) => q.binary(op, a.operand(), b.operand(), out.operand()),
+        Queue::Cuda(q) => q.binary(op, a.operand(), b.operand(), out.operand()),
+    }?;
     Ok(out)
 }
 
 fn scalar_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, value: f64) -> Result<Tensor<T>> {
+    crate::ops::check_devices(stream, op.name(), &[a.device()])?;
     let out = Tensor::alloc(stream, a.shape().to_vec())?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::scalar(stream, op, a, value, &out)?;
-    } else {
-        crate::ops::launch_host(stream, op.name(), &[a], &out, move |i, o| cpu::scalar(op, i[0], value, false, o))?;
-    }
+    match stream.queue() {
+        Queue::Cpu(q) => q.scalar(op, &a.storage, value, &out.storage),
+        Queue::Cuda(q) => q.scalar(op, &a.storage, value, &out.storage),
+    }?;
     Ok(out)
 }
 

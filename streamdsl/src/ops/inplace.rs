@@ -1,6 +1,6 @@
 //! In-place ops: they write into an existing tensor, so every handle to it sees the new data.
 
-use crate::backend::cpu;
+use crate::backend::{Kernels, Queue};
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
@@ -18,10 +18,11 @@ use crate::tensor::Tensor;
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn fill_on<T: Element>(stream: &Stream, t: &Tensor<T>, value: T) -> Result<()> {
-    if stream.device().is_cuda() {
-        return crate::ops::cuda::fill(stream, t, value);
+    crate::ops::check_devices(stream, "fill_", &[t.device()])?;
+    match stream.queue() {
+        Queue::Cpu(q) => q.fill(&t.storage, value),
+        Queue::Cuda(q) => q.fill(&t.storage, value),
     }
-    crate::ops::launch_host::<T, T>(stream, "fill_", &[], t, move |_, o| cpu::fill(o, value))
 }
 
 /// Copies `src` into `dst` on `stream` (like `Tensor.copy_`); the shapes must be equal.
@@ -44,13 +45,14 @@ pub fn copy_on<T: Element>(stream: &Stream, dst: &Tensor<T>, src: &Tensor<T>) ->
             reason: "copy_ needs equal shapes".into(),
         });
     }
+    crate::ops::check_devices(stream, "copy_", &[dst.device(), src.device()])?;
     if dst.shares_data(src) {
         return Ok(()); // copying a buffer onto itself changes nothing
     }
-    if stream.device().is_cuda() {
-        return crate::ops::cuda::copy(stream, src, dst);
+    match stream.queue() {
+        Queue::Cpu(q) => q.copy(&src.storage, &dst.storage),
+        Queue::Cuda(q) => q.copy(&src.storage, &dst.storage),
     }
-    crate::ops::launch_host(stream, "copy_", &[src], dst, |i, o| o.copy_from_slice(i[0]))
 }
 
 impl<T: Element> Tensor<T> {

@@ -1,6 +1,6 @@
 //! Matrix products: `mm` for 2-D and batched 3-D operands.
 
-use crate::backend::cpu::{self, MatmulDims};
+use crate::backend::{Kernels, MatmulDims, Queue};
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::stream::Stream;
@@ -58,12 +58,12 @@ fn plan(a: &[usize], b: &[usize]) -> Result<(MatmulDims, Vec<usize>)> {
 /// ```
 pub fn mm_on<T: Element>(stream: &Stream, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     let (dims, shape) = plan(a.shape(), b.shape())?;
+    crate::ops::check_devices(stream, "mm", &[a.device(), b.device()])?;
     let out = Tensor::alloc(stream, shape)?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::mm(stream, a, b, &out, dims)?;
-    } else {
-        crate::ops::launch_host(stream, "mm", &[a, b], &out, move |i, o| cpu::matmul(i[0], i[1], o, dims))?;
-    }
+    match stream.queue() {
+        Queue::Cpu(q) => q.mm(&a.storage, &b.storage, &out.storage, dims),
+        Queue::Cuda(q) => q.mm(&a.storage, &b.storage, &out.storage, dims),
+    }?;
     Ok(out)
 }
 

@@ -1,18 +1,18 @@
 //! Reductions: `sum`, `mean` (over all elements, accumulated in f64).
 
-use crate::backend::cpu;
+use crate::backend::{Kernels, Queue};
 use crate::dtype::Element;
 use crate::error::Result;
 use crate::stream::Stream;
 use crate::tensor::Tensor;
 
 fn reduce_on<T: Element>(stream: &Stream, op: &'static str, a: &Tensor<T>, scale: f64) -> Result<Tensor<T>> {
+    crate::ops::check_devices(stream, op, &[a.device()])?;
     let out = Tensor::alloc(stream, Vec::new())?;
-    if stream.device().is_cuda() {
-        crate::ops::cuda::sum(stream, op, a, scale, &out)?;
-    } else {
-        crate::ops::launch_host(stream, op, &[a], &out, move |i, o| o[0] = T::from_f64(cpu::sum(i[0]) * scale))?;
-    }
+    match stream.queue() {
+        Queue::Cpu(q) => q.sum(op, &a.storage, scale, &out.storage),
+        Queue::Cuda(q) => q.sum(op, &a.storage, scale, &out.storage),
+    }?;
     Ok(out)
 }
 

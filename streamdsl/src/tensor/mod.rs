@@ -1,17 +1,16 @@
 //! `Tensor<T>`: a shaped, contiguous, row-major buffer on a device.
-
-mod storage;
+//!
+//! The ops on tensors (`from_vec`, `to_vec`, arithmetic, …) live in `crate::ops` as inherent methods there.
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::backend::{Kernels, Operand, Queue, Storage};
 use crate::device::Device;
 use crate::dtype::{DType, Element};
-use crate::error::{Error, Result};
-use crate::shape::{checked_numel, IntoShape};
+use crate::error::Result;
+use crate::shape::checked_numel;
 use crate::stream::Stream;
-
-pub(crate) use storage::Storage;
 
 /// An n-dimensional array of `T` (`f32`, `f64`, `half::f16`, `half::bf16`) on a [`Device`].
 ///
@@ -43,53 +42,25 @@ impl<T: Element> Clone for Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// A tensor holding `data` (row-major) with `shape`. The length must match the shape.
-    ///
-    /// ```
-    /// use streamdsl::prelude::*;
-    /// let t = Tensor::from_vec(vec![1.0f64; 6], [2, 3], &Device::cpu())?;
-    /// assert_eq!(t.shape(), &[2, 3]);
-    /// assert!(Tensor::from_vec(vec![1.0f64; 5], [2, 3], &Device::cpu()).is_err());
-    /// # Ok::<(), streamdsl::Error>(())
-    /// ```
-    pub fn from_vec(data: Vec<T>, shape: impl IntoShape, device: &Device) -> Result<Tensor<T>> {
-        let shape = shape.into_shape();
-        let numel = checked_numel(&shape, size_of::<T>())?;
-        if numel != data.len() {
-            return Err(Error::InvalidShape {
-                shape,
-                reason: format!("it holds {numel} elements but the data has {}", data.len()),
-            });
-        }
-        let host = Tensor { storage: Arc::new(Storage::from_vec(data)), shape: shape.into(), device: Device::cpu() };
-        if device.is_cpu() {
-            return Ok(host);
-        }
-        crate::ops::to_device_on(&Stream::current(device), &host)
-    }
-
     /// A new tensor for an op's output on `stream`'s device: validated shape; zeroed on the CPU backend,
     /// uninitialised device memory (allocated in order on `stream`) on CUDA. The op writes all of it.
     pub(crate) fn alloc(stream: &Stream, shape: Vec<usize>) -> Result<Tensor<T>> {
         let numel = checked_numel(&shape, size_of::<T>())?;
-        let device = stream.device();
-        let storage = match device.cuda_machine() {
-            Ok(machine) => Storage::device(machine, stream.id(), numel)?,
-            Err(_) => Storage::zeroed(&device, numel)?,
+        let storage = match stream.queue() {
+            Queue::Cpu(q) => q.alloc(numel)?,
+            Queue::Cuda(q) => q.alloc(numel)?,
         };
-        Ok(Tensor { storage: Arc::new(storage), shape: shape.into(), device })
+        Ok(Tensor::from_storage(storage, shape, stream.device()))
     }
 
-    /// A tensor of zeros, enqueued on `stream`. Shorthand for [`crate::ops::zeros_on`].
-    ///
-    /// ```
-    /// use streamdsl::prelude::*;
-    /// let s = Stream::new(&Device::cpu())?;
-    /// assert_eq!(Tensor::<f32>::zeros_on(&s, [2])?.to_vec()?, vec![0.0, 0.0]);
-    /// # Ok::<(), streamdsl::Error>(())
-    /// ```
-    pub fn zeros_on(stream: &Stream, shape: impl IntoShape) -> Result<Tensor<T>> {
-        crate::ops::zeros_on(stream, shape)
+    /// A tensor of `storage` (which holds the shape's element count) on `device`.
+    pub(crate) fn from_storage(storage: Storage<T>, shape: Vec<usize>, device: Device) -> Tensor<T> {
+        Tensor { storage: Arc::new(storage), shape: shape.into(), device }
+    }
+
+    /// The data and shape as a kernel operand.
+    pub(crate) fn operand(&self) -> Operand<'_, T> {
+        Operand { storage: &self.storage, shape: &self.shape }
     }
 
     /// The dimensions, outermost first; empty for a scalar.
@@ -170,7 +141,8 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn is_ready(&self) -> bool {
-        let Ok(m) = self.device.machine() else { return true };
+        let Ok(backend) = self.device.backend() else { return true };
+        let m = backend.machine();
         m.last_write(&self.storage.log).is_none_or(|p| m.is_complete(p))
     }
 
@@ -185,45 +157,7 @@ impl<T: Element> Tensor<T> {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn producer_stream_id(&self) -> Option<u64> {
-        self.device.machine().ok()?.last_write(&self.storage.log).map(|p| p.stream)
-    }
-
-    /// Copies the data to the host, row-major. Waits only for the work that writes this tensor (not for
-    /// unrelated work queued on the same streams). If that work failed, its error comes back. In strict
-    /// mode ([`crate::set_strict`]) an unfinished producer is [`Error::ImplicitSync`] instead of a wait.
-    ///
-    /// ```
-    /// use streamdsl::prelude::*;
-    /// let t = full::<f32>([3], 2.5)?;
-    /// assert_eq!(t.to_vec()?, vec![2.5; 3]);
-    /// # Ok::<(), streamdsl::Error>(())
-    /// ```
-    pub fn to_vec(&self) -> Result<Vec<T>> {
-        if crate::strict::is_strict() && !self.is_ready() {
-            return Err(Error::ImplicitSync { op: "to_vec" });
-        }
-        crate::ops::read_to_host(self)
-    }
-
-    /// The value of a one-element tensor (such as the result of [`sum`](Tensor::sum)).
-    ///
-    /// ```
-    /// use streamdsl::prelude::*;
-    /// assert_eq!(ones::<f64>([2, 2])?.sum()?.item()?, 4.0);
-    /// assert!(ones::<f64>([2])?.item().is_err());
-    /// # Ok::<(), streamdsl::Error>(())
-    /// ```
-    pub fn item(&self) -> Result<T> {
-        if self.numel() != 1 {
-            return Err(Error::InvalidArgument {
-                op: "item",
-                reason: format!("the tensor has shape {:?}; only one-element tensors have an item", self.shape()),
-            });
-        }
-        if crate::strict::is_strict() && !self.is_ready() {
-            return Err(Error::ImplicitSync { op: "item" });
-        }
-        Ok(crate::ops::read_to_host(self)?[0])
+        self.device.backend().ok()?.machine().last_write(&self.storage.log).map(|p| p.stream)
     }
 
     /// The stream implicit ops on this tensor run on: the current stream of its device.

@@ -6,41 +6,13 @@
 
 use rayon::prelude::*;
 
-use crate::dtype::Element;
-use crate::random::{counter, key, normals_f32, normals_f64, philox4x32_10};
+use crate::backend::{BinaryOp, MatmulDims};
+use crate::dtype::{DType, Element};
+use crate::rng::{counter, key, normals_f32, normals_f64, philox4x32_10};
+use crate::shape::broadcast_strides;
 
 /// Below this many elements, work stays on the stream's worker thread.
 const PAR_MIN: usize = 1 << 15;
-
-/// A binary elementwise operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-impl BinaryOp {
-    #[inline(always)]
-    pub(crate) fn apply(self, a: f64, b: f64) -> f64 {
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-        }
-    }
-}
 
 fn for_each_chunk<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
     const CHUNK: usize = 1 << 14;
@@ -65,7 +37,7 @@ pub(crate) fn randn<T: Element>(out: &mut [T], seed: u64, offset: u64) {
         for (j, quad) in chunk.chunks_mut(4).enumerate() {
             let g = (first / 4 + j) as u64;
             let bits = philox4x32_10(counter(g, offset), k);
-            if T::DTYPE == crate::DType::F64 {
+            if T::DTYPE == DType::F64 {
                 for (o, z) in quad.iter_mut().zip(normals_f64(bits)) {
                     *o = T::from_f64(z);
                 }
@@ -81,18 +53,6 @@ pub(crate) fn randn<T: Element>(out: &mut [T], seed: u64, offset: u64) {
     } else {
         out.par_chunks_mut(4 * GROUPS_PER_CHUNK).enumerate().for_each(|(i, c)| body(i * 4 * GROUPS_PER_CHUNK, c));
     }
-}
-
-/// Row-major strides of `shape`, with 0 where a dimension of size 1 is broadcast to `out`'s.
-pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
-    let mut strides = vec![0; out.len()];
-    let lead = out.len() - shape.len();
-    let mut stride = 1;
-    for (i, &d) in shape.iter().enumerate().rev() {
-        strides[lead + i] = if d == 1 { 0 } else { stride };
-        stride *= d;
-    }
-    strides
 }
 
 /// `out = a ∘ b` with NumPy broadcasting; `out_shape` is the broadcast shape.
@@ -172,25 +132,13 @@ pub(crate) fn sum<T: Element>(a: &[T]) -> f64 {
     }
 }
 
-/// The shape of one batched matrix product: `batch` products of `m×k` by `k×n`. An operand whose
-/// batch stride is 0 is shared by every product.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MatmulDims {
-    pub batch: usize,
-    pub m: usize,
-    pub k: usize,
-    pub n: usize,
-    pub a_batch_stride: usize,
-    pub b_batch_stride: usize,
-}
-
 /// `out = a · b` for row-major operands. f32 and f64 multiply natively; f16 and bf16 are widened to f32,
 /// multiplied with f32 accumulation and rounded once (what tensor cores do).
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
     match T::DTYPE {
-        crate::DType::F32 => gemm_native(cast::<T, f32>(a), cast::<T, f32>(b), cast_mut::<T, f32>(out), d),
-        crate::DType::F64 => gemm_native(cast::<T, f64>(a), cast::<T, f64>(b), cast_mut::<T, f64>(out), d),
-        crate::DType::F16 | crate::DType::BF16 => {
+        DType::F32 => gemm_native(cast::<T, f32>(a), cast::<T, f32>(b), cast_mut::<T, f32>(out), d),
+        DType::F64 => gemm_native(cast::<T, f64>(a), cast::<T, f64>(b), cast_mut::<T, f64>(out), d),
+        DType::F16 | DType::BF16 => {
             let widen = |x: &[T]| x.par_iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
             let (wa, wb) = (widen(a), widen(b));
             let mut wo = vec![0f32; out.len()];

@@ -15,10 +15,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use crate::backend::{lock_log, panic_message, Access, HostWork, Point, Stamp, Work};
+use crate::backend::{lock_log, panic_message, Access, HostWork, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
-use crate::hazard::AccessLog;
+use crate::hazard::{AccessLog, Point};
+use crate::runtime::ProcessWide;
 
 /// The range of priorities a CPU stream can have, as on CUDA devices: 0 is the default (lowest), -5 the
 /// highest; lower values clamp to -5.
@@ -222,9 +223,12 @@ pub(crate) struct Machine {
     workers: usize,
 }
 
+/// The CPU machine: one per process (its workers run every CPU stream).
+static MACHINE: ProcessWide<OnceLock<Arc<Machine>>> = ProcessWide::new("cpu.machine", OnceLock::new);
+
 /// The process-wide CPU machine, started on first use.
 pub(crate) fn machine() -> &'static Arc<Machine> {
-    crate::runtime::runtime().cpu_machine.get_or_init(Machine::start)
+    MACHINE.get().get_or_init(Machine::start)
 }
 
 impl Machine {
@@ -301,14 +305,6 @@ impl Machine {
         if st.idle_workers > st.waking {
             st.waking += 1;
             self.work_ready.notify_one();
-        }
-    }
-
-    /// Switches the race checker on (fresh: it judges only what it sees from now on) or off.
-    pub(crate) fn set_sanitize(&self, on: bool) {
-        let mut st = self.lock();
-        if on != st.sanitizer.is_some() {
-            st.sanitizer = on.then(Sanitizer::default);
         }
     }
 }
@@ -433,6 +429,14 @@ impl crate::backend::Machine for Machine {
     fn query(&self, stream: u64) -> bool {
         let st = self.lock();
         st.streams.get(&stream).is_none_or(|q| q.completed >= q.submitted && !q.running)
+    }
+
+    /// Switches the race checker on (fresh: it judges only what it sees from now on) or off.
+    fn set_sanitize(&self, on: bool) {
+        let mut st = self.lock();
+        if on != st.sanitizer.is_some() {
+            st.sanitizer = on.then(Sanitizer::default);
+        }
     }
 
     /// Ends the stream's poisoned state; returns the error that caused it, if any.

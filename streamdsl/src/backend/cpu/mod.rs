@@ -2,6 +2,7 @@
 
 mod kernels;
 mod machine;
+mod queue;
 
-pub(crate) use kernels::*;
 pub(crate) use machine::{machine, Machine, PRIORITY_RANGE};
+pub(crate) use queue::Queue;

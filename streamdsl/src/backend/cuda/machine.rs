@@ -13,12 +13,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::driver::sys::{self, CUcontext, CUdeviceptr, CUevent, CUfunction, CUmodule, CUresult, CUstream};
 
-use crate::backend::{lock_log, panic_message, Access, HostWork, Point, Stamp, Work};
+use std::cell::Cell;
+
+use super::launch::Launcher;
+use crate::backend::{lock_log, panic_message, Access, HostWork, Stamp, Work};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
-use crate::hazard::AccessLog;
+use crate::hazard::{AccessLog, Point};
 use crate::jit::{Arch, KernelCache, KernelSpec, Nvrtc};
-use crate::runtime::runtime;
+use crate::runtime::ProcessWide;
 
 /// Device work: enqueues launches and copies on the stream the launcher names.
 pub(crate) type DeviceWork = Box<dyn FnOnce(&Launcher<'_>) -> Result<()> + Send + 'static>;
@@ -27,8 +31,15 @@ pub(crate) type DeviceWork = Box<dyn FnOnce(&Launcher<'_>) -> Result<()> + Send 
 pub(crate) fn check(call: &'static str, status: CUresult) -> Result<()> {
     match status {
         CUresult::CUDA_SUCCESS => Ok(()),
-        CUresult::CUDA_ERROR_OUT_OF_MEMORY => Err(Error::OutOfMemory { device: "cuda".into(), bytes: 0 }),
         other => Err(Error::Driver { call, message: describe(other) }),
+    }
+}
+
+/// [`check`] for an allocation of `bytes` on device `ordinal`: out of memory is [`Error::OutOfMemory`].
+pub(crate) fn check_alloc(call: &'static str, status: CUresult, ordinal: usize, bytes: usize) -> Result<()> {
+    match status {
+        CUresult::CUDA_ERROR_OUT_OF_MEMORY => Err(Error::OutOfMemory { device: Device::cuda_unopened(ordinal), bytes }),
+        other => check(call, other),
     }
 }
 
@@ -77,16 +88,38 @@ unsafe fn destroy_event(ctx: CUcontext, event: CUevent) {
     }
 }
 
-/// Whether this thread is running a host callback, where CUDA calls are not permitted (the flag lives in
-/// the process runtime, so every copy of the crate sees the one `run_host_call` sets).
+thread_local! {
+    static IN_HOST_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reads, or sets and reads, this thread's flag through the first copy of the crate's thread-local.
+struct HostCallbackFlag(fn(Option<bool>) -> bool);
+
+/// Whether this thread runs a host callback: one flag per thread for every copy of the crate.
+static HOST_CALLBACK: ProcessWide<HostCallbackFlag> =
+    ProcessWide::new("cuda.host_callback", || HostCallbackFlag(this_copys_host_callback_flag));
+
+fn this_copys_host_callback_flag(set: Option<bool>) -> bool {
+    IN_HOST_CALLBACK.with(|flag| {
+        if let Some(v) = set {
+            flag.set(v);
+        }
+        flag.get()
+    })
+}
+
+/// Whether this thread is running a host callback, where CUDA calls are not permitted.
 fn in_host_callback() -> bool {
-    (runtime().host_callback)(None)
+    (HOST_CALLBACK.get().0)(None)
 }
 
 /// Timed events dropped inside host callbacks, as `(context, event)` addresses, destroyed at the next
-/// machine call.
+/// machine call (of any copy of the crate).
+static DEFERRED_EVENTS: ProcessWide<Mutex<Vec<(usize, usize)>>> =
+    ProcessWide::new("cuda.deferred_events", Mutex::default);
+
 fn deferred_events() -> &'static Mutex<Vec<(usize, usize)>> {
-    &runtime().deferred_events
+    DEFERRED_EVENTS.get()
 }
 
 fn lock_deferred<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -212,7 +245,7 @@ impl CudaMachine {
         })
     }
 
-    fn bind(&self) {
+    pub(super) fn bind(&self) {
         // SAFETY: the context lives as long as the machine (the primary context is never released).
         unsafe {
             sys::cuCtxSetCurrent(self.ctx);
@@ -259,22 +292,18 @@ impl CudaMachine {
     }
 
     /// Allocates `bytes` from the device pool, ordered on `stream`.
-    pub(crate) fn alloc(&self, stream: u64, bytes: usize) -> Result<CUdeviceptr> {
+    pub(crate) fn alloc(self: &Arc<Self>, stream: u64, bytes: usize) -> Result<DeviceBuffer> {
         let st = self.lock();
         let raw = st.streams.get(&stream).and_then(|s| s.raw).unwrap_or(self.free_stream);
         let mut ptr: CUdeviceptr = 0;
         // SAFETY: out-parameter; `raw` is a live stream of this context.
-        match unsafe { sys::cuMemAllocAsync(&mut ptr, bytes, raw) } {
-            CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
-                Err(Error::OutOfMemory { device: format!("cuda:{}", self.ordinal), bytes })
-            }
-            s => check("cuMemAllocAsync", s).map(|()| ptr),
-        }
+        check_alloc("cuMemAllocAsync", unsafe { sys::cuMemAllocAsync(&mut ptr, bytes, raw) }, self.ordinal, bytes)?;
+        Ok(DeviceBuffer { ptr, bytes, machine: Arc::clone(self) })
     }
 
     /// Frees `ptr` once every access noted in `log` has completed (stream-ordered; never blocks). Inside a
     /// host callback (a tensor dropped by a host function) the free is deferred to the next machine call.
-    pub(crate) fn free_after(&self, ptr: CUdeviceptr, log: &AccessLog) {
+    fn free_after(&self, ptr: CUdeviceptr, log: &AccessLog) {
         let points: Vec<Point> = log.last_write().into_iter().chain(log.reads().iter().copied()).collect();
         if in_host_callback() {
             lock_deferred(&self.deferred_frees).push((ptr, points));
@@ -402,93 +431,6 @@ impl State {
     }
 }
 
-/// What device work uses to enqueue on its stream.
-pub(crate) struct Launcher<'a> {
-    machine: &'a CudaMachine,
-    stream: CUstream,
-}
-
-impl Launcher<'_> {
-    /// Launches `entry` of `spec` with a `grid` of blocks of `block` threads; `args` point at the arguments.
-    pub(crate) fn launch(
-        &self,
-        spec: &KernelSpec,
-        entry: &str,
-        grid: (u32, u32, u32),
-        block: u32,
-        args: &mut [*mut c_void],
-    ) -> Result<()> {
-        let f = self.machine.function(spec, entry)?;
-        self.machine.bind();
-        // SAFETY: `args` holds one pointer per kernel parameter, each to a value of the parameter's type (the
-        // callers in `ops` build them next to the kernel signatures); the grid is non-empty.
-        check("cuLaunchKernel", unsafe {
-            sys::cuLaunchKernel(
-                f,
-                grid.0.max(1),
-                grid.1.max(1),
-                grid.2.max(1),
-                block,
-                1,
-                1,
-                0,
-                self.stream,
-                args.as_mut_ptr(),
-                std::ptr::null_mut(),
-            )
-        })
-    }
-
-    /// Blocks for a grid-stride kernel over `n` items with 256-thread blocks.
-    pub(crate) fn blocks_for(&self, n: u64) -> u32 {
-        n.div_ceil(256).clamp(1, u64::from(self.machine.sm_count.max(1)) * 16) as u32
-    }
-
-    /// Copies `bytes` from host `src` to device `dst`.
-    ///
-    /// # Safety
-    /// `src` must be readable for `bytes`; `dst` must be a device allocation of at least `bytes`.
-    pub(crate) unsafe fn copy_to_device(&self, dst: CUdeviceptr, src: *const c_void, bytes: usize) -> Result<()> {
-        // SAFETY: per the contract. From pageable memory the call returns once `src` has been staged.
-        check("cuMemcpyHtoDAsync", unsafe { sys::cuMemcpyHtoDAsync_v2(dst, src, bytes, self.stream) })
-    }
-
-    /// Copies `bytes` from device `src` to host `dst`.
-    ///
-    /// # Safety
-    /// `dst` must be writable for `bytes` until the copy has completed; `src` a device allocation.
-    pub(crate) unsafe fn copy_to_host(&self, dst: *mut c_void, src: CUdeviceptr, bytes: usize) -> Result<()> {
-        // SAFETY: per the contract.
-        check("cuMemcpyDtoHAsync", unsafe { sys::cuMemcpyDtoHAsync_v2(dst, src, bytes, self.stream) })
-    }
-
-    /// Copies `bytes` between device buffers.
-    pub(crate) fn copy_device(&self, dst: CUdeviceptr, src: CUdeviceptr, bytes: usize) -> Result<()> {
-        // SAFETY: both are device allocations of at least `bytes` owned by this op's tensors.
-        check("cuMemcpyDtoDAsync", unsafe { sys::cuMemcpyDtoDAsync_v2(dst, src, bytes, self.stream) })
-    }
-
-    /// Zeroes `bytes` at `dst`.
-    pub(crate) fn memset_zero(&self, dst: CUdeviceptr, bytes: usize) -> Result<()> {
-        // SAFETY: `dst` is a device allocation the caller owns for this op.
-        check("cuMemsetD8Async", unsafe { sys::cuMemsetD8Async(dst, 0, bytes, self.stream) })
-    }
-
-    /// Scratch memory for this op, ordered on its stream; free it with [`Launcher::free`].
-    pub(crate) fn scratch(&self, bytes: usize) -> Result<CUdeviceptr> {
-        let mut ptr: CUdeviceptr = 0;
-        // SAFETY: out-parameter, live stream.
-        check("cuMemAllocAsync", unsafe { sys::cuMemAllocAsync(&mut ptr, bytes, self.stream) })?;
-        Ok(ptr)
-    }
-
-    /// Frees scratch memory after the work enqueued so far on this stream.
-    pub(crate) fn free(&self, ptr: CUdeviceptr) -> Result<()> {
-        // SAFETY: `ptr` came from `scratch` on this stream.
-        check("cuMemFreeAsync", unsafe { sys::cuMemFreeAsync(ptr, self.stream) })
-    }
-}
-
 struct HostCall {
     work: HostWork,
     op: &'static str,
@@ -499,13 +441,13 @@ unsafe extern "C" fn run_host_call(data: *mut c_void) {
     // SAFETY: `data` is the `Box<HostCall>` leaked by `submit`, handed back exactly once.
     let call = unsafe { Box::from_raw(data.cast::<HostCall>()) };
     let HostCall { work, op, poison } = *call;
-    (runtime().host_callback)(Some(true));
+    (HOST_CALLBACK.get().0)(Some(true));
     // `work` is consumed by the call, so whatever it captured is dropped inside, with the flag set.
     let outcome = match catch_unwind(AssertUnwindSafe(work)) {
         Ok(r) => r,
         Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
     };
-    (runtime().host_callback)(Some(false));
+    (HOST_CALLBACK.get().0)(Some(false));
     if let Err(e) = outcome {
         let mut slot = poison.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(Arc::new(e));
@@ -566,7 +508,7 @@ impl crate::backend::Machine for CudaMachine {
             return Err(Error::OpFailed { op: op.into(), message: format!("the race checker found {race}") });
         }
         match work {
-            Work::Device(w) => w(&Launcher { machine: self, stream: raw })?,
+            Work::Device(w) => w(&Launcher::new(self, raw))?,
             Work::Host(w) => {
                 let poison = Arc::clone(&st.streams[&stream].poison);
                 let data = Box::into_raw(Box::new(HostCall { work: w, op, poison })).cast::<c_void>();
@@ -671,6 +613,13 @@ impl crate::backend::Machine for CudaMachine {
         })
     }
 
+    fn set_sanitize(&self, on: bool) {
+        let mut st = self.lock();
+        if on != st.sanitizer.is_some() {
+            st.sanitizer = on.then(Sanitizer::default);
+        }
+    }
+
     fn clear_error(&self, stream: u64) -> Option<Error> {
         let st = self.lock();
         let s = st.streams.get(&stream)?;
@@ -679,12 +628,27 @@ impl crate::backend::Machine for CudaMachine {
     }
 }
 
-impl CudaMachine {
-    /// Switches the race checker on or off (see `set_sanitize`).
-    pub(crate) fn set_sanitize(&self, on: bool) {
-        let mut st = self.lock();
-        if on != st.sanitizer.is_some() {
-            st.sanitizer = on.then(Sanitizer::default);
-        }
+/// Device memory of one tensor: freed stream-ordered, after its last accesses, when the tensor's storage drops.
+pub(crate) struct DeviceBuffer {
+    ptr: CUdeviceptr,
+    bytes: usize,
+    machine: Arc<CudaMachine>,
+}
+
+impl DeviceBuffer {
+    /// The device address.
+    pub(crate) fn ptr(&self) -> CUdeviceptr {
+        self.ptr
+    }
+
+    /// The size in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Frees the memory once every access noted in `log` has completed; called once, by the owning storage's
+    /// `Drop`.
+    pub(crate) fn free_after(&self, log: &AccessLog) {
+        self.machine.free_after(self.ptr, log);
     }
 }

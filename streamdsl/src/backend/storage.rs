@@ -1,10 +1,9 @@
-//! Device memory of a tensor plus the access log that orders its users across streams.
+//! The memory of a tensor, by backend, plus the access log that orders its users across streams.
 
-use std::alloc::{alloc_zeroed, Layout};
 use std::cell::UnsafeCell;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::backend::cuda::CudaMachine;
+use super::cuda::DeviceBuffer;
 use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
@@ -22,30 +21,32 @@ pub(crate) struct Storage<T> {
     pub(crate) log: Mutex<AccessLog>,
 }
 
+/// The memory itself, by backend.
 enum Buffer<T> {
     Host(UnsafeCell<Vec<T>>),
-    Device { ptr: u64, machine: Arc<CudaMachine> },
+    Cuda(DeviceBuffer),
 }
 
 impl<T> Drop for Storage<T> {
     fn drop(&mut self) {
-        if let Buffer::Device { ptr, machine, .. } = &self.buf {
-            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-            machine.free_after(*ptr, &log);
+        if let Buffer::Cuda(buf) = &self.buf {
+            buf.free_after(&self.log.lock().unwrap_or_else(|e| e.into_inner()));
         }
     }
 }
 
-// SAFETY: access to `data` is serialised by the stream machine's dependency tracking (see above).
+// SAFETY: access to the contents is serialised by the stream machine's dependency tracking (see above); the
+// CUDA buffer is an address plus its machine, which is `Send + Sync`.
 unsafe impl<T: Element> Send for Storage<T> {}
 // SAFETY: as above.
 unsafe impl<T: Element> Sync for Storage<T> {}
 
 impl<T: Element> Storage<T> {
-    /// A zero-filled buffer; an allocation that cannot be satisfied is [`Error::OutOfMemory`], not an abort.
-    pub(crate) fn zeroed(device: &Device, len: usize) -> Result<Storage<T>> {
-        let oom = || Error::OutOfMemory { device: device.to_string(), bytes: len.saturating_mul(size_of::<T>()) };
-        let layout = Layout::array::<T>(len).map_err(|_| oom())?;
+    /// A zero-filled host buffer; an allocation that cannot be satisfied is [`Error::OutOfMemory`], not an
+    /// abort.
+    pub(crate) fn host_zeroed(len: usize) -> Result<Storage<T>> {
+        let oom = || Error::OutOfMemory { device: Device::cpu(), bytes: len.saturating_mul(size_of::<T>()) };
+        let layout = std::alloc::Layout::array::<T>(len).map_err(|_| oom())?;
         if layout.size() > physical_memory_bytes() {
             return Err(oom());
         }
@@ -56,7 +57,7 @@ impl<T: Element> Storage<T> {
             // +0.0, so zeroed memory is `len` initialised values. The Vec takes ownership with the same
             // layout it will free with.
             unsafe {
-                let ptr = alloc_zeroed(layout).cast::<T>();
+                let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
                 if ptr.is_null() {
                     return Err(oom());
                 }
@@ -66,23 +67,30 @@ impl<T: Element> Storage<T> {
         Ok(Self::from_vec(data))
     }
 
+    /// A host buffer holding `data`.
     pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
         Storage { buf: Buffer::Host(UnsafeCell::new(data)), log: Mutex::new(AccessLog::default()) }
     }
 
-    /// `len` uninitialised elements of device memory, allocated in order on `stream` (a machine stream id).
-    pub(crate) fn device(machine: Arc<CudaMachine>, stream: u64, len: usize) -> Result<Storage<T>> {
-        let bytes =
-            len.checked_mul(size_of::<T>()).ok_or(Error::OutOfMemory { device: "cuda".into(), bytes: usize::MAX })?;
-        let ptr = machine.alloc(stream, bytes)?;
-        Ok(Storage { buf: Buffer::Device { ptr, machine }, log: Mutex::new(AccessLog::default()) })
+    /// A device buffer.
+    pub(crate) fn from_device(buf: DeviceBuffer) -> Storage<T> {
+        Storage { buf: Buffer::Cuda(buf), log: Mutex::new(AccessLog::default()) }
     }
 
-    /// The device address of a device buffer.
-    pub(crate) fn device_ptr(&self) -> Result<u64> {
+    /// The number of elements.
+    pub(crate) fn len(&self) -> usize {
         match &self.buf {
-            Buffer::Device { ptr, .. } => Ok(*ptr),
-            Buffer::Host(_) => Err(Error::InvalidArgument { op: "device_ptr", reason: "a host buffer".into() }),
+            // SAFETY: reading the length only; no op changes a buffer's length.
+            Buffer::Host(v) => unsafe { (*v.get()).len() },
+            Buffer::Cuda(b) => b.bytes() / size_of::<T>(),
+        }
+    }
+
+    /// The device buffer, for the CUDA backend's kernels.
+    pub(crate) fn device(&self) -> Result<&DeviceBuffer> {
+        match &self.buf {
+            Buffer::Cuda(b) => Ok(b),
+            Buffer::Host(_) => Err(wrong_backend("a host buffer reached a CUDA kernel")),
         }
     }
 
@@ -94,7 +102,7 @@ impl<T: Element> Storage<T> {
         match &self.buf {
             // SAFETY: per the contract above.
             Buffer::Host(v) => Ok(unsafe { (*v.get()).as_slice() }),
-            Buffer::Device { .. } => Err(not_host()),
+            Buffer::Cuda(_) => Err(wrong_backend("a device buffer reached a CPU kernel")),
         }
     }
 
@@ -107,13 +115,13 @@ impl<T: Element> Storage<T> {
         match &self.buf {
             // SAFETY: per the contract above.
             Buffer::Host(v) => Ok(unsafe { (*v.get()).as_mut_slice() }),
-            Buffer::Device { .. } => Err(not_host()),
+            Buffer::Cuda(_) => Err(wrong_backend("a device buffer reached a CPU kernel")),
         }
     }
 }
 
-fn not_host() -> Error {
-    Error::InvalidArgument { op: "host kernel", reason: "a device buffer reached a CPU kernel".into() }
+fn wrong_backend(reason: &str) -> Error {
+    Error::InvalidArgument { op: "kernel", reason: reason.into() }
 }
 
 /// Total physical memory, read once; allocations larger than this fail fast instead of being overcommitted

@@ -2,6 +2,8 @@
 
 use std::sync::Mutex;
 
+use crate::runtime::ProcessWide;
+
 /// The seed of the default generator until [`manual_seed`] changes it (PyTorch's default seed).
 pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
 
@@ -85,8 +87,12 @@ impl Generator {
 /// assert_eq!(streamdsl::random::default_generator().seed(), 5);
 /// ```
 pub fn default_generator() -> &'static Generator {
-    crate::runtime::runtime().default_generator.get_or_init(|| Generator::new(DEFAULT_SEED))
+    DEFAULT_GENERATOR.get()
 }
+
+/// The default generator: one per process.
+static DEFAULT_GENERATOR: ProcessWide<Generator> =
+    ProcessWide::new("rng.default_generator", || Generator::new(DEFAULT_SEED));
 
 /// Seeds the default generator, like `torch.manual_seed`.
 ///

@@ -1,7 +1,7 @@
 //! NVRTC through cudarc: load a located library, ask its version, compile a program to CUBIN.
 //!
 //! cudarc loads `libnvrtc` by its soname on first use and panics when it is missing, so callers must go
-//! through [`load`] first: it opens the library found by `jit::nvrtc`'s search by absolute path and keeps it
+//! through [`load`] first: it opens the library found by `super::nvrtc`'s search by absolute path and keeps it
 //! loaded; the dynamic loader then resolves cudarc's by-soname open to that same library.
 
 use std::ffi::{c_char, CString};

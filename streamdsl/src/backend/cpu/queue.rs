@@ -1,0 +1,148 @@
+//! A CPU stream as the ops see it: each kernel enqueued as host work on the stream machine.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{kernels, Machine};
+use crate::backend::{Access, BinaryOp, HostWork, Kernels, MatmulDims, Operand, Storage, Work};
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::hazard::Point;
+use crate::rng::{counter, key, philox4x32_10};
+
+/// Stream `stream` of the CPU machine.
+pub(crate) struct Queue<'a> {
+    pub machine: &'a Arc<Machine>,
+    pub stream: u64,
+}
+
+impl Queue<'_> {
+    fn submit(
+        &self,
+        op: &'static str,
+        reads: &[&Mutex<crate::hazard::AccessLog>],
+        writes: &[&Mutex<crate::hazard::AccessLog>],
+        work: HostWork,
+    ) -> Result<Point> {
+        crate::backend::Machine::submit(&**self.machine, self.stream, op, Access { reads, writes }, Work::Host(work))
+    }
+
+    /// Enqueues `kernel(inputs, out)`: it reads `inputs` and writes `out` (a distinct buffer).
+    fn launch<T: Element, U: Element>(
+        &self,
+        op: &'static str,
+        inputs: &[&Arc<Storage<T>>],
+        out: &Arc<Storage<U>>,
+        kernel: impl FnOnce(&[&[T]], &mut [U]) + Send + 'static,
+    ) -> Result<()> {
+        let sources: Vec<_> = inputs.iter().map(|s| Arc::clone(s)).collect();
+        let dest = Arc::clone(out);
+        let reads: Vec<_> = inputs.iter().map(|s| &s.log).collect();
+        let work: HostWork = Box::new(move || {
+            // SAFETY: the stream machine runs this after the last write of every input and after every earlier
+            // access to `dest`, and nothing else touches them until it completes.
+            let ins = sources.iter().map(|s| unsafe { s.slice() }).collect::<Result<Vec<&[T]>>>()?;
+            // SAFETY: as above; `dest` is a distinct buffer from every input (outputs are fresh; in-place ops
+            // check for sharing before they get here).
+            kernel(&ins, unsafe { dest.slice_mut()? });
+            Ok(())
+        });
+        self.submit(op, &reads, &[&out.log], work)?;
+        Ok(())
+    }
+}
+
+impl Kernels for Queue<'_> {
+    fn alloc<T: Element>(&self, len: usize) -> Result<Storage<T>> {
+        Storage::host_zeroed(len)
+    }
+
+    fn fill<T: Element>(&self, out: &Arc<Storage<T>>, value: T) -> Result<()> {
+        self.launch::<T, T>("fill", &[], out, move |_, o| kernels::fill(o, value))
+    }
+
+    fn zero<T: Element>(&self, _out: &Arc<Storage<T>>) -> Result<()> {
+        Ok(()) // `alloc` zeroes host memory: nothing to enqueue
+    }
+
+    fn randn<T: Element>(&self, out: &Arc<Storage<T>>, seed: u64, offset: u64) -> Result<()> {
+        self.launch::<T, T>("randn", &[], out, move |_, o| kernels::randn(o, seed, offset))
+    }
+
+    fn binary<T: Element>(
+        &self,
+        op: BinaryOp,
+        a: Operand<'_, T>,
+        b: Operand<'_, T>,
+        out: Operand<'_, T>,
+    ) -> Result<()> {
+        let (sa, sb, so) = (a.shape.to_vec(), b.shape.to_vec(), out.shape.to_vec());
+        self.launch(op.name(), &[a.storage, b.storage], out.storage, move |i, o| {
+            kernels::binary(op, i[0], &sa, i[1], &sb, o, &so)
+        })
+    }
+
+    fn scalar<T: Element>(&self, op: BinaryOp, a: &Arc<Storage<T>>, value: f64, out: &Arc<Storage<T>>) -> Result<()> {
+        self.launch(op.name(), &[a], out, move |i, o| kernels::scalar(op, i[0], value, false, o))
+    }
+
+    fn copy<T: Element>(&self, src: &Arc<Storage<T>>, dst: &Arc<Storage<T>>) -> Result<()> {
+        self.launch("copy_", &[src], dst, |i, o| o.copy_from_slice(i[0]))
+    }
+
+    fn convert<T: Element, U: Element>(&self, a: &Arc<Storage<T>>, out: &Arc<Storage<U>>) -> Result<()> {
+        self.launch("to_dtype", &[a], out, |i, o| kernels::convert(i[0], o))
+    }
+
+    fn sum<T: Element>(&self, op: &'static str, a: &Arc<Storage<T>>, scale: f64, out: &Arc<Storage<T>>) -> Result<()> {
+        self.launch(op, &[a], out, move |i, o| o[0] = T::from_f64(kernels::sum(i[0]) * scale))
+    }
+
+    fn mm<T: Element>(
+        &self,
+        a: &Arc<Storage<T>>,
+        b: &Arc<Storage<T>>,
+        out: &Arc<Storage<T>>,
+        dims: MatmulDims,
+    ) -> Result<()> {
+        self.launch("mm", &[a, b], out, move |i, o| kernels::matmul(i[0], i[1], o, dims))
+    }
+
+    fn upload<T: Element>(&self, data: Vec<T>, out: &Arc<Storage<T>>) -> Result<()> {
+        self.launch::<T, T>("to_device", &[], out, move |_, o| o.copy_from_slice(&data))
+    }
+
+    /// Copies the data once its last write has completed. The copy is an op of this (transient, highest
+    /// priority) stream: it waits only for the producer, and later writes wait for it.
+    fn download<T: Element>(&self, src: &Arc<Storage<T>>) -> Result<Vec<T>> {
+        let slot = Arc::new(Mutex::new(None));
+        let (filled, source) = (Arc::clone(&slot), Arc::clone(src));
+        let work: HostWork = Box::new(move || {
+            // SAFETY: ordered after the buffer's last write by the machine.
+            let data = unsafe { source.slice()? }.to_vec();
+            *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
+            Ok(())
+        });
+        let point = self.submit("to_vec", &[&src.log], &[], work)?;
+        crate::backend::Machine::wait_host(&**self.machine, point)?;
+        let data = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        data.ok_or_else(|| Error::OpFailed { op: "to_vec".into(), message: "the copy to the host did not run".into() })
+    }
+
+    fn philox_bits(&self, groups: usize, seed: u64, offset: u64) -> Result<Vec<u32>> {
+        Ok((0..groups as u64).flat_map(|g| philox4x32_10(counter(g, offset), key(seed))).collect())
+    }
+
+    fn busy(&self, duration: Duration, _blocks: u32) -> Result<()> {
+        self.submit(
+            "busy",
+            &[],
+            &[],
+            Box::new(move || {
+                std::thread::sleep(duration);
+                Ok(())
+            }),
+        )?;
+        Ok(())
+    }
+}
