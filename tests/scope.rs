@@ -211,3 +211,9 @@ fn two_scopes_on_two_streams_overlap() -> Result<()> {
     assert_eq!(y.producer_stream_id(), Some(b.id()));
     Ok(())
 }
+
+/// Every function the macro's rewrite tables name exists in `streamdsl::ops`: a missing one is a compile error
+/// here, not a confusing one in a user's scope.
+mod rewrite_targets {
+    streamdsl::__private::check_rewrite_targets!([streamdsl]);
+}

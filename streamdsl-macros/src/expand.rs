@@ -7,7 +7,7 @@ use syn::visit_mut::VisitMut;
 
 use crate::model::{validate, Validated};
 use crate::parse::RawScope;
-use crate::rewrite::{stream_ident, Rewriter};
+use crate::rewrite::{located_at, stream_ident, Rewriter};
 
 /// `gpu_scope!` from input tokens to output tokens; never panics.
 pub fn gpu_scope(input: TokenStream) -> TokenStream {
@@ -20,19 +20,27 @@ pub fn gpu_scope(input: TokenStream) -> TokenStream {
             let stream = stream_ident();
             let guard = syn::Ident::new("__streamdsl_guard", proc_macro2::Span::mixed_site());
             let mut block = scope.block;
-            Rewriter { stream: stream.clone() }.visit_block_mut(&mut block);
+            let krate = scope.krate;
+            Rewriter { stream: stream.clone(), krate: krate.clone() }.visit_block_mut(&mut block);
             let stmts = &block.stmts;
             let expr = &scope.stream;
             // `as_stream` at the expression's span, so a non-stream is reported there. As a `match`
             // scrutinee, EXPR is evaluated once, its temporaries live for the whole block, and a named
             // stream stays borrowed for it, so moving or dropping that stream inside is a borrow error.
-            let as_stream = quote_spanned!(expr.span()=> ::streamdsl::__private::as_stream(&(#expr)));
+            let at_expr = located_at(&krate, expr.span());
+            let as_stream = quote_spanned!(expr.span()=> #at_expr::__private::as_stream(&(#expr)));
+            // The arm's braces are the user's, so "dropped here" notes point at the block's end.
+            let mut body = proc_macro2::Group::new(
+                proc_macro2::Delimiter::Brace,
+                quote! {
+                    let #guard = #krate::__private::enter(#stream);
+                    #(#stmts)*
+                },
+            );
+            body.set_span(block.brace_token.span.join());
             quote! {
                 match #as_stream {
-                    #stream => {
-                        let #guard = ::streamdsl::__private::enter(#stream);
-                        #(#stmts)*
-                    }
+                    #stream => #body
                 }
             }
         }

@@ -9,6 +9,8 @@ use crate::parse::RawScope;
 
 /// A valid `gpu_scope!` invocation.
 pub struct Scope {
+    /// The path of the runtime crate, from the `macro_rules!` front.
+    pub krate: proc_macro2::TokenStream,
     /// The stream expression, evaluated once.
     pub stream: Expr,
     pub block: Block,
@@ -92,7 +94,7 @@ pub fn validate(raw: RawScope) -> Validated {
         )
     }));
     match (stream, errors.is_empty()) {
-        (Some((_, stream)), true) => Validated::Ok(Scope { stream, block }),
+        (Some((_, stream)), true) => Validated::Ok(Scope { krate: raw.krate, stream, block }),
         _ => Validated::Err { errors, block: Some(block) },
     }
 }

@@ -1,4 +1,6 @@
-//! Parsing: the raw syntax of `gpu_scope!(KEY = EXPR, ... , { BLOCK })`, keeping every span.
+//! Parsing: the raw syntax of `gpu_scope!(KEY = EXPR, ... , { BLOCK })`, keeping every span. The runtime's
+//! `macro_rules!` front passes the crate's path first, in brackets (`[$crate] stream = s, { .. }`), so a
+//! renamed dependency works.
 //!
 //! Parsing is lenient: it collects whatever `KEY = EXPR` pairs stand before the block and the tokens that
 //! follow it, so that validation (in `model`) can report each mistake at its own span with a message that
@@ -20,6 +22,8 @@ pub struct KeyValue {
 
 /// What the macro was given, before validation.
 pub struct RawScope {
+    /// The path of the runtime crate: `[$crate]` as `streamdsl::gpu_scope!` passes it first, else `::streamdsl`.
+    pub krate: TokenStream,
     /// The span of the whole input, for errors about something missing.
     pub whole: Span,
     pub args: Vec<KeyValue>,
@@ -33,7 +37,14 @@ pub struct RawScope {
 impl Parse for RawScope {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let whole = Span::call_site();
-        let mut raw = RawScope { whole, args: Vec::new(), errors: Vec::new(), block: None, trailing: None };
+        let krate = if input.peek(syn::token::Bracket) {
+            let path;
+            syn::bracketed!(path in input);
+            path.parse()?
+        } else {
+            quote::quote!(::streamdsl)
+        };
+        let mut raw = RawScope { krate, whole, args: Vec::new(), errors: Vec::new(), block: None, trailing: None };
         while !input.is_empty() {
             if input.peek(syn::token::Brace) {
                 raw.block = Some(input.parse()?);

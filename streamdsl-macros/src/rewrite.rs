@@ -2,8 +2,8 @@
 //!
 //! | written in the block | becomes |
 //! | --- | --- |
-//! | `randn::<T>(shape)`, `zeros`, `ones`, `full`, `randn_with`, `mm(&a, &b)` (unqualified) | `::streamdsl::ops::randn_on::<T>(stream, shape)`, … |
-//! | `x.mm(&y)`, `x.add_scalar(v)` (and `sub_`/`mul_`/`div_scalar`), `x.mean()`, `x.to_dtype::<U>()`, `x.fill_(v)`, `x.copy_(&y)` | `::streamdsl::ops::mm_on(stream, &x, &y)`, … |
+//! | `randn::<T>(shape)`, `zeros`, `ones`, `full`, `randn_with`, `mm(&a, &b)` (unqualified) | `$crate::ops::randn_on::<T>(stream, shape)`, … |
+//! | `x.mm(&y)`, `x.add_scalar(v)` (and `sub_`/`mul_`/`div_scalar`), `x.mean()`, `x.to_dtype::<U>()`, `x.fill_(v)`, `x.copy_(&y)` | `$crate::ops::mm_on(stream, &x, &y)`, … |
 //!
 //! Left alone (they still run on the scope's stream, because the scope makes it current): qualified paths
 //! such as `ops::mm(..)` or `crate::mm(..)` (the way to opt out), the methods and operators whose names
@@ -43,6 +43,8 @@ const METHODS: &[(&str, &str)] = &[
 /// Rewrites op calls in a block to name `stream` (an identifier bound by the expansion).
 pub struct Rewriter {
     pub stream: Ident,
+    /// The path of the runtime crate (`$crate` of the `macro_rules!` front).
+    pub krate: proc_macro2::TokenStream,
 }
 
 fn lookup(table: &[(&str, &'static str)], name: &Ident) -> Option<&'static str> {
@@ -66,7 +68,8 @@ impl VisitMut for Rewriter {
                 let generics = &segment.arguments;
                 let args = &call.args;
                 let span = segment.ident.span();
-                quote_spanned!(span=> ::streamdsl::ops::#name #generics (#stream, #args))
+                let krate = located_at(&self.krate, span);
+                quote_spanned!(span=> #krate::ops::#name #generics (#stream, #args))
             }
             Expr::MethodCall(call) => {
                 let Some(explicit) = lookup(METHODS, &call.method) else { return };
@@ -74,15 +77,16 @@ impl VisitMut for Rewriter {
                 let receiver = &call.receiver;
                 let args: &Punctuated<Expr, syn::Token![,]> = &call.args;
                 let span = call.method.span();
+                let krate = located_at(&self.krate, span);
                 let comma = (!args.is_empty()).then(|| quote_spanned!(span=> ,));
                 if call.method == "to_dtype" {
                     // `x.to_dtype::<U>()` → `to_dtype_on::<_, U>(stream, &x)`.
                     let target = call.turbofish.as_ref().map(|t| &t.args);
                     let generics = target.map(|t| quote_spanned!(span=> ::<_, #t>));
-                    quote_spanned!(span=> ::streamdsl::ops::#name #generics (#stream, &(#receiver) #comma #args))
+                    quote_spanned!(span=> #krate::ops::#name #generics (#stream, &(#receiver) #comma #args))
                 } else {
                     let generics = &call.turbofish;
-                    quote_spanned!(span=> ::streamdsl::ops::#name #generics (#stream, &(#receiver) #comma #args))
+                    quote_spanned!(span=> #krate::ops::#name #generics (#stream, &(#receiver) #comma #args))
                 }
             }
             _ => return,
@@ -96,7 +100,44 @@ impl VisitMut for Rewriter {
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
 }
 
+/// `tokens` shown at `span` in diagnostics, still resolved where they were written: the crate path `$crate`
+/// from the `macro_rules!` front spans the whole invocation, and a call's diagnostics should point at the call.
+pub fn located_at(tokens: &proc_macro2::TokenStream, span: Span) -> proc_macro2::TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tt| {
+            tt.set_span(tt.span().located_at(span));
+            tt
+        })
+        .collect()
+}
+
 /// The identifier the expansion binds the stream to; mixed-site hygiene keeps it out of the user's reach.
 pub fn stream_ident() -> Ident {
     Ident::new("__streamdsl_stream", Span::mixed_site())
+}
+
+/// `use PATH::ops::{every target};` for `[PATH]` (see `check_rewrite_targets!`).
+pub fn check_targets(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let parsed = syn::parse::Parser::parse2(
+        |input: syn::parse::ParseStream<'_>| {
+            let path;
+            syn::bracketed!(path in input);
+            path.parse::<proc_macro2::TokenStream>()
+        },
+        input,
+    );
+    let krate = match parsed {
+        Ok(krate) => krate,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut names: Vec<&str> = FREE_FUNCTIONS.iter().chain(METHODS).map(|(_, to)| *to).collect();
+    names.sort_unstable();
+    names.dedup();
+    let names = names.into_iter().map(|n| Ident::new(n, Span::call_site()));
+    quote::quote! {
+        #[allow(unused_imports)]
+        use #krate::ops::{#(#names),*};
+    }
 }

@@ -65,7 +65,7 @@
 //! | 4 | `event` → `stream` → `scope` | events; streams (and each device's default stream); the current stream |
 //! | 5 | `tensor` | `Tensor<T>` |
 //! | 6 | `ops` | every op: validate once, then one `match` on the stream's backend |
-//! | 7 | `lib`, `private`, `bin` | the public facade (`prelude`, `random`), macro support, the CLI |
+//! | 7 | `lib`, `macros`, `private`, `bin` | the public facade (`prelude`, `random`, `gpu_scope!`), macro support, the CLI |
 //!
 //! Within a layer, `→` orders modules too. Inherent methods live with the layer that can implement them
 //! (`Device::cuda` in `registry`, `Device::default_stream` in `stream`, `Stream::current` in `scope`,
@@ -82,6 +82,7 @@ mod error;
 mod event;
 mod hazard;
 pub mod jit;
+mod macros;
 pub mod ops;
 #[doc(hidden)]
 pub mod __private {
@@ -117,7 +118,6 @@ pub use strict::{is_strict, set_strict};
 pub use tensor::Tensor;
 
 pub use half;
-pub use streamdsl_macros::gpu_scope;
 
 /// Everything a stream-scoped program needs: `use streamdsl::prelude::*;`.
 ///

@@ -8,6 +8,8 @@ use crate::error::Result;
 use crate::scope::StreamGuard;
 use crate::stream::Stream;
 
+pub use streamdsl_macros::{check_rewrite_targets, gpu_scope};
+
 /// What `gpu_scope!(stream = EXPR, ..)` accepts: a `Stream` or a reference to one.
 #[diagnostic::on_unimplemented(
     message = "expected a streamdsl `Stream`, found `{Self}`",

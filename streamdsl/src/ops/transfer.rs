@@ -1,7 +1,7 @@
 //! Moving data between the host and devices: `Tensor::from_vec`, `to_vec`, `item`, `to_device`, and the raw
 //! Philox bits a device computes.
 
-use crate::backend::{Kernels, Queue, Storage};
+use crate::backend::{Backend, Kernels, Queue, Storage};
 use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
@@ -29,10 +29,11 @@ impl<T: Element> Tensor<T> {
                 reason: format!("it holds {numel} elements but the data has {}", data.len()),
             });
         }
-        if device.is_cpu() {
-            return Ok(Tensor::from_storage(Storage::from_vec(data), shape, Device::cpu()));
+        match device.backend()? {
+            // Host memory is the CPU backend's memory: the data becomes the tensor, no copy.
+            Backend::Cpu(_) => Ok(Tensor::from_storage(Storage::from_vec(data), shape, *device)),
+            Backend::Cuda(_) => upload(&Stream::current(device), data, shape),
         }
-        upload(&Stream::current(device), data, shape)
     }
 
     /// Copies the data to the host, row-major. Waits only for the work that writes this tensor (not for
