@@ -183,7 +183,9 @@ fn ops_choose_the_backend_with_one_match() {
 
 #[test]
 fn the_checker_sees_grouped_imports_and_ignores_the_macro_front() {
-    let found = crate_paths("use crate::{backend::{Kernels, Queue}, dtype::Element};\nlet x = $crate::ops::mm;\nlet mycrate::y;");
+    let found = crate_paths(
+        "use crate::{backend::{Kernels, Queue}, dtype::Element};\nlet x = $crate::ops::mm;\nlet mycrate::y;",
+    );
     assert_eq!(found, vec![(1, "backend".to_string()), (1, "dtype".to_string())]);
     let found = crate_paths("use crate::hazard::Point;\n  crate::ops::x()");
     assert_eq!(found, vec![(1, "hazard".to_string()), (2, "ops".to_string())]);

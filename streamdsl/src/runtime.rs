@@ -113,12 +113,13 @@ fn published(value: &str) -> Option<&'static Registry> {
     if read == [0, 0] || nonce_hex(read) != nonce {
         return None;
     }
-    // SAFETY: `addr` is aligned and its first 16 bytes hold the nonce that was written into this variable next
-    // to it. Only `registry()` writes such a pair, for a `Registry` it leaked (never freed) in this process:
+    // SAFETY: `addr` is aligned and the 16 bytes of its nonce field equal the nonce written into this variable
+    // next to it. Only `registry()` writes such a pair, for a `Registry` it leaked (never freed) in this process:
     // the variable's name hashes this build's `TypeId` of `Registry` (same layout) and the pid is ours. A value
-    // inherited across `exec` or forged names memory of this image that does not hold those 16 random bytes
-    // (the binary nonce exists only inside the registry: this process compares hex text), except with
-    // probability 2⁻¹²⁸.
+    // inherited across `exec`, copied from another process or made up names memory of this image that does not
+    // hold those 16 random bytes (the binary nonce exists only inside the registry: this check compares hex
+    // text), except with probability 2⁻¹²⁸. What this cannot rule out is a value crafted by someone who knows
+    // this process's memory contents and controls its environment, who could as well set `LD_PRELOAD`.
     Some(unsafe { &*(addr as *const Registry) })
 }
 

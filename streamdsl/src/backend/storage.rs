@@ -18,6 +18,8 @@ use crate::hazard::AccessLog;
 /// so memory is never reused while pending work can still touch it.
 pub(crate) struct Storage<T> {
     buf: Buffer<T>,
+    /// The number of elements (kept apart from the buffer, which only ordered work may touch).
+    len: usize,
     pub(crate) log: Mutex<AccessLog>,
 }
 
@@ -69,21 +71,17 @@ impl<T: Element> Storage<T> {
 
     /// A host buffer holding `data`.
     pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
-        Storage { buf: Buffer::Host(UnsafeCell::new(data)), log: Mutex::new(AccessLog::default()) }
+        Storage { len: data.len(), buf: Buffer::Host(UnsafeCell::new(data)), log: Mutex::new(AccessLog::default()) }
     }
 
     /// A device buffer.
     pub(crate) fn from_device(buf: DeviceBuffer) -> Storage<T> {
-        Storage { buf: Buffer::Cuda(buf), log: Mutex::new(AccessLog::default()) }
+        Storage { len: buf.bytes() / size_of::<T>(), buf: Buffer::Cuda(buf), log: Mutex::new(AccessLog::default()) }
     }
 
     /// The number of elements.
     pub(crate) fn len(&self) -> usize {
-        match &self.buf {
-            // SAFETY: reading the length only; no op changes a buffer's length.
-            Buffer::Host(v) => unsafe { (*v.get()).len() },
-            Buffer::Cuda(b) => b.bytes() / size_of::<T>(),
-        }
+        self.len
     }
 
     /// The device buffer, for the CUDA backend's kernels.
