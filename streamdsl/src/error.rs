@@ -147,6 +147,14 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// A host function (see [`Stream::launch_host_func`](crate::Stream::launch_host_func)) called into a
+    /// stream machine: it runs on the machine, in stream order, and must not wait for or enqueue stream work
+    /// (it could wait on itself; CUDA forbids driver calls in host functions).
+    #[error("`{op}` was called from inside a host function, which may not wait for or enqueue stream work: do it from the thread that enqueued the host function, after it")]
+    InHostFunction {
+        /// The call that was refused.
+        op: &'static str,
+    },
     /// Strict mode forbids the implicit synchronisation this call would need.
     #[error("`{op}` would implicitly synchronise with unfinished work (strict mode): synchronize the stream first")]
     ImplicitSync {

@@ -58,3 +58,14 @@ pub fn busy_on(stream: &Stream, duration: Duration, blocks: u32) -> Result<()> {
 pub fn runtime_variable() -> String {
     crate::runtime::variable()
 }
+
+/// Test support: live entries of the CPU machine's bookkeeping: `[streams, registered waiters, largest map of
+/// points a stream already waited for, race checker entries]`. Tests of long runs check that these stay bounded.
+pub fn cpu_bookkeeping() -> [usize; 4] {
+    crate::backend::cpu::machine().bookkeeping()
+}
+
+/// Test support: how many points a tensor's access log holds (its last write and the reads since).
+pub fn access_log_entries<T: crate::dtype::Element>(t: &crate::tensor::Tensor<T>) -> usize {
+    crate::backend::lock_log(&t.storage.log).points().len()
+}

@@ -10,14 +10,16 @@ pub(crate) mod cpu;
 pub(crate) mod cuda;
 mod storage;
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub(crate) use storage::Storage;
 
 use crate::dtype::Element;
-use crate::error::Result;
-use crate::hazard::{AccessLog, Point};
+use crate::error::{Error, Result};
+use crate::hazard::{AccessLog, Point, Poisoned, SharedLog};
+use crate::runtime::ProcessWide;
 
 /// Work run on the host by a stream's worker (CPU backend) or as a host callback (CUDA backend).
 pub(crate) type HostWork = Box<dyn FnOnce() -> Result<()> + Send + 'static>;
@@ -39,11 +41,28 @@ pub(crate) enum Stamp {
 
 /// The buffers an op reads and writes, by their access logs.
 pub(crate) struct Access<'a> {
-    pub reads: &'a [&'a Mutex<AccessLog>],
-    pub writes: &'a [&'a Mutex<AccessLog>],
+    pub reads: &'a [&'a SharedLog],
+    pub writes: &'a [&'a SharedLog],
 }
 
 impl Access<'_> {
+    /// The poison of an input whose contents are known to be garbage: its last write completed without
+    /// running (`is_complete` says which points have). An input whose last write is still pending is checked
+    /// again when the op runs.
+    pub(crate) fn poisoned_input(&self, is_complete: impl Fn(Point) -> bool) -> Option<Poisoned> {
+        self.reads.iter().find_map(|log| {
+            let log = lock_log(log);
+            let settled = log.last_write().is_none_or(&is_complete);
+            log.poison().filter(|_| settled).cloned()
+        })
+    }
+
+    /// Shared handles of the logs, for queued work that records its outcome in them when it completes.
+    pub(crate) fn handles(&self) -> (Vec<SharedLog>, Vec<SharedLog>) {
+        let own = |logs: &[&SharedLog]| logs.iter().map(|l| Arc::clone(l)).collect();
+        (own(self.reads), own(self.writes))
+    }
+
     /// The points an op on `stream` must wait for before making these accesses (see `crate::hazard`).
     pub(crate) fn dependencies(&self, stream: u64) -> Vec<Point> {
         let mut waits = Vec::new();
@@ -53,26 +72,79 @@ impl Access<'_> {
         waits
     }
 
-    /// Notes that the op at `point` made these accesses.
-    pub(crate) fn note(&self, point: Point) {
+    /// Notes that the op at `point` made these accesses (`is_complete` lets reads that completed be forgotten).
+    pub(crate) fn note(&self, point: Point, is_complete: impl Fn(Point) -> bool) {
         for (log, write) in self.logs() {
             let mut log = lock_log(log);
             if write {
                 log.note_write(point);
             } else {
-                log.note_read(point);
+                log.note_read(point, &is_complete);
             }
         }
     }
 
-    /// `(buffer id, is a write)` of every access, for the race checker.
-    pub(crate) fn buffers(&self) -> Vec<(u64, bool)> {
-        self.logs().map(|(log, write)| (lock_log(log).id(), write)).collect()
+    /// Every access, for the race checker: the buffer's id, whether it is a write, and its log (so the checker
+    /// can tell when the buffer is gone).
+    pub(crate) fn buffers(&self) -> Vec<crate::hazard::sanitizer::BufferAccess> {
+        let reads = self.reads.iter().map(|l| (*l, false));
+        reads
+            .chain(self.writes.iter().map(|l| (*l, true)))
+            .map(|(l, w)| (lock_log(l).id(), w, Arc::downgrade(l)))
+            .collect()
     }
 
     fn logs(&self) -> impl Iterator<Item = (&Mutex<AccessLog>, bool)> {
-        self.reads.iter().map(|l| (*l, false)).chain(self.writes.iter().map(|l| (*l, true)))
+        self.reads.iter().map(|l| (&***l, false)).chain(self.writes.iter().map(|l| (&***l, true)))
     }
+}
+
+thread_local! {
+    static IN_HOST_WORK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reads, or sets and reads, this thread's in-host-work flag through the first copy of the crate's
+/// thread-local (thread-locals cannot be shared by address across copies).
+struct HostWorkFlag(fn(Option<bool>) -> bool);
+
+/// Whether this thread runs host work (a CPU worker's task or a CUDA host callback): one flag per thread for
+/// every copy of the crate.
+static HOST_WORK: ProcessWide<HostWorkFlag> = ProcessWide::new("backend.host_work", || HostWorkFlag(this_copys_flag));
+
+fn this_copys_flag(set: Option<bool>) -> bool {
+    IN_HOST_WORK.with(|flag| {
+        if let Some(v) = set {
+            flag.set(v);
+        }
+        flag.get()
+    })
+}
+
+/// Whether this thread is running host work, where calls into a stream machine are refused.
+pub(crate) fn in_host_work() -> bool {
+    (HOST_WORK.get().0)(None)
+}
+
+/// `Err(Error::InHostFunction)` inside host work: machines call this first in every call that waits or enqueues.
+pub(crate) fn refuse_in_host_work(op: &'static str) -> Result<()> {
+    if in_host_work() {
+        Err(Error::InHostFunction { op })
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs `f` as host work: calls into a machine from inside it are refused (see [`refuse_in_host_work`]).
+pub(crate) fn run_as_host_work<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            (HOST_WORK.get().0)(Some(false));
+        }
+    }
+    (HOST_WORK.get().0)(Some(true));
+    let _reset = Reset;
+    f()
 }
 
 /// Locks an access log; they are only touched under a machine's lock, so a poisoned one is still consistent.

@@ -1,13 +1,13 @@
 //! The memory of a tensor, by backend, plus the access log that orders its users across streams.
 
 use std::cell::UnsafeCell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::cuda::DeviceBuffer;
 use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::hazard::AccessLog;
+use crate::hazard::{AccessLog, SharedLog};
 
 /// A buffer of `T`: host memory (CPU backend) or device memory (CUDA backend).
 ///
@@ -20,7 +20,7 @@ pub(crate) struct Storage<T> {
     buf: Buffer<T>,
     /// The number of elements (kept apart from the buffer, which only ordered work may touch).
     len: usize,
-    pub(crate) log: Mutex<AccessLog>,
+    pub(crate) log: SharedLog,
 }
 
 /// The memory itself, by backend.
@@ -32,7 +32,9 @@ enum Buffer<T> {
 impl<T> Drop for Storage<T> {
     fn drop(&mut self) {
         if let Buffer::Cuda(buf) = &self.buf {
-            buf.free_after(&self.log.lock().unwrap_or_else(|e| e.into_inner()));
+            // The points first, so the log is not locked while the machine is (queued work may hold the log).
+            let points = self.log.lock().unwrap_or_else(|e| e.into_inner()).points();
+            buf.free_after(points);
         }
     }
 }
@@ -71,12 +73,20 @@ impl<T: Element> Storage<T> {
 
     /// A host buffer holding `data`.
     pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
-        Storage { len: data.len(), buf: Buffer::Host(UnsafeCell::new(data)), log: Mutex::new(AccessLog::default()) }
+        Storage {
+            len: data.len(),
+            buf: Buffer::Host(UnsafeCell::new(data)),
+            log: Arc::new(Mutex::new(AccessLog::default())),
+        }
     }
 
     /// A device buffer.
     pub(crate) fn from_device(buf: DeviceBuffer) -> Storage<T> {
-        Storage { len: buf.bytes() / size_of::<T>(), buf: Buffer::Cuda(buf), log: Mutex::new(AccessLog::default()) }
+        Storage {
+            len: buf.bytes() / size_of::<T>(),
+            buf: Buffer::Cuda(buf),
+            log: Arc::new(Mutex::new(AccessLog::default())),
+        }
     }
 
     /// The number of elements.

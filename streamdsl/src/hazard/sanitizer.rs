@@ -12,9 +12,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Mutex, Weak};
 
-use super::Point;
+use super::{AccessLog, Point};
 
 /// Which conflicting pair was left unordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +43,47 @@ impl fmt::Display for Race {
     }
 }
 
-/// The clocks of other streams, valid from one queue position of a stream onwards.
-type Others = Arc<HashMap<u64, u64>>;
+/// One other stream's component of a stream's clock, as steps `(from_seq, value)` in increasing order: from
+/// queue position `from_seq` on, the stream comes after that other stream's position `value`. Waits add steps
+/// only for the components they raise, so memory grows with what changes, not with the number of streams.
+type Steps = Vec<(u64, u64)>;
+
+/// Steps a component keeps before the settled ones (positions that completed) are merged.
+const STEPS_KEPT: usize = 8;
 
 #[derive(Default)]
 struct StreamClock {
     seq: u64,
-    /// `(from_seq, others)`, in increasing `from_seq`: the other components from that position on.
-    history: Vec<(u64, Others)>,
+    others: HashMap<u64, Steps>,
 }
 
 impl StreamClock {
-    fn others_at(&self, seq: u64) -> Option<&Others> {
-        let i = self.history.partition_point(|(from, _)| *from <= seq);
-        i.checked_sub(1).map(|i| &self.history[i].1)
+    /// Component `of` at queue position `seq`.
+    fn component_at(&self, of: u64, seq: u64) -> u64 {
+        let Some(steps) = self.others.get(&of) else { return 0 };
+        let i = steps.partition_point(|(from, _)| *from <= seq);
+        i.checked_sub(1).map_or(0, |i| steps[i].1)
+    }
+
+    /// Every non-zero component at position `seq`.
+    fn components_at(&self, seq: u64) -> Vec<(u64, u64)> {
+        self.others.keys().map(|&of| (of, self.component_at(of, seq))).filter(|&(_, v)| v > 0).collect()
+    }
+
+    /// From position `from` on, component `of` is at least `value`. Steps at positions up to `settled` (which
+    /// have completed) are merged into one that holds from the start: a question about such a position then
+    /// gets a later clock, more order than there was, and nothing left to run can race with what completed.
+    fn raise(&mut self, from: u64, of: u64, value: u64, settled: u64) {
+        let steps = self.others.entry(of).or_default();
+        if steps.last().is_some_and(|&(_, v)| v >= value) {
+            return;
+        }
+        steps.push((from, value));
+        if steps.len() > STEPS_KEPT {
+            let merged = steps.partition_point(|(f, _)| *f <= settled).saturating_sub(1);
+            steps.drain(..merged);
+            steps[0].0 = 0;
+        }
     }
 }
 
@@ -66,11 +93,23 @@ struct Accesses {
     reads: Vec<Point>,
 }
 
-/// The checker's state: a clock per stream and the accesses per buffer.
+/// A buffer's entry: its log (to tell when the buffer is gone) and its accesses.
+struct Buffer {
+    log: Weak<Mutex<AccessLog>>,
+    accesses: Accesses,
+}
+
+/// One access of an op: the buffer's id, whether it is a write, and its log.
+pub(crate) type BufferAccess = (u64, bool, Weak<Mutex<AccessLog>>);
+
+/// The checker's state: a clock per stream and the accesses per buffer. Both forget what is gone: buffers
+/// whose logs were dropped, and streams the machine forgot.
 #[derive(Default)]
 pub(crate) struct Sanitizer {
     streams: HashMap<u64, StreamClock>,
-    buffers: HashMap<u64, Accesses>,
+    buffers: HashMap<u64, Buffer>,
+    /// Prune freed buffers when there are this many entries.
+    prune_at: usize,
 }
 
 impl Sanitizer {
@@ -87,7 +126,7 @@ impl Sanitizer {
         if of == at.stream {
             return at.seq;
         }
-        self.streams.get(&at.stream).and_then(|c| c.others_at(at.seq)).and_then(|o| o.get(&of).copied()).unwrap_or(0)
+        self.streams.get(&at.stream).map_or(0, |c| c.component_at(of, at.seq))
     }
 
     /// Whether `earlier` is ordered before `later`.
@@ -100,39 +139,51 @@ impl Sanitizer {
     #[cfg(test)]
     pub(crate) fn wait(&mut self, stream: u64, target: Point) -> Point {
         let point = self.step(stream);
-        self.wait_at(point, target);
+        self.wait_at(point, target, 0);
         point
     }
 
-    /// The wait entry at `point` (its queue position) waits for `target`. Points come from the stream
-    /// machine, so the checker can be switched on at any time: what it has not seen, it does not judge.
-    pub(crate) fn wait_at(&mut self, point: Point, target: Point) {
+    /// The wait entry at `point` (its queue position) waits for `target`; positions of `point`'s stream up to
+    /// `settled` have completed. Points come from the stream machine, so the checker can be switched on at any
+    /// time: what it has not seen, it does not judge.
+    pub(crate) fn wait_at(&mut self, point: Point, target: Point, settled: u64) {
         let stream = point.stream;
-        let mut merged: HashMap<u64, u64> =
-            self.streams.get(&stream).and_then(|c| c.history.last()).map(|(_, o)| (**o).clone()).unwrap_or_default();
-        let merged_before = self.streams.entry(stream).or_default();
-        merged_before.seq = merged_before.seq.max(point.seq);
-        let target_others =
-            self.streams.get(&target.stream).and_then(|c| c.others_at(target.seq)).cloned().unwrap_or_default();
-        for (&s, &v) in target_others.iter().chain([(&target.stream, &target.seq)]) {
-            if s != stream {
-                let e = merged.entry(s).or_insert(0);
-                *e = (*e).max(v);
+        let mut raised = self.streams.get(&target.stream).map_or_else(Vec::new, |c| c.components_at(target.seq));
+        raised.push((target.stream, target.seq));
+        let clock = self.streams.entry(stream).or_default();
+        clock.seq = clock.seq.max(point.seq);
+        for (of, value) in raised {
+            if of != stream {
+                clock.raise(point.seq, of, value, settled);
             }
-        }
-        if let Some(c) = self.streams.get_mut(&stream) {
-            c.history.push((point.seq, Arc::new(merged)));
         }
     }
 
+    /// Forgets a stream the machine forgot (drained and released).
+    pub(crate) fn forget_stream(&mut self, stream: u64) {
+        self.streams.remove(&stream);
+    }
+
     /// Checks every access of the op at `point` and records them; the first race, if any.
-    pub(crate) fn check_op(&mut self, point: Point, buffers: &[(u64, bool)]) -> Option<Race> {
-        buffers.iter().find_map(|&(id, write)| self.access(point, id, write).err())
+    pub(crate) fn check_op(&mut self, point: Point, buffers: &[BufferAccess]) -> Option<Race> {
+        if self.buffers.len() >= self.prune_at {
+            self.buffers.retain(|_, b| b.log.strong_count() > 0);
+            self.prune_at = 2 * self.buffers.len() + 64;
+        }
+        let mut race = None;
+        for (id, write, log) in buffers {
+            let found = self.access(point, *id, *write).err();
+            race = race.or(found);
+            if let Some(b) = self.buffers.get_mut(id) {
+                b.log = log.clone();
+            }
+        }
+        race
     }
 
     /// Checks an access to `buffer` at `point` (already stepped) and records it.
     pub(crate) fn access(&mut self, point: Point, buffer: u64, write: bool) -> Result<(), Race> {
-        let acc = self.buffers.remove(&buffer).unwrap_or_default();
+        let acc = self.buffers.remove(&buffer).map(|b| b.accesses).unwrap_or_default();
         let race = |kind, earlier| Race { buffer, kind, earlier, later: point };
         let mut found = None;
         if let Some(w) = acc.last_write.filter(|&w| !self.ordered(w, point)) {
@@ -151,8 +202,16 @@ impl Sanitizer {
             acc.reads.retain(|r| r.stream != point.stream);
             acc.reads.push(point);
         }
-        self.buffers.insert(buffer, acc);
+        self.buffers.insert(buffer, Buffer { log: Weak::new(), accesses: acc });
         found.map_or(Ok(()), Err)
+    }
+
+    /// How many entries the checker holds (streams, clock steps, buffers and their accesses), for tests that
+    /// check it stays bounded over long runs.
+    pub(crate) fn entries(&self) -> usize {
+        let steps: usize = self.streams.values().flat_map(|c| c.others.values()).map(Vec::len).sum();
+        let accesses: usize = self.buffers.values().map(|b| 1 + b.accesses.reads.len()).sum();
+        self.streams.len() + steps + accesses
     }
 }
 

@@ -7,7 +7,9 @@
 use rayon::prelude::*;
 
 use crate::backend::{BinaryOp, MatmulDims};
+use crate::device::Device;
 use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
 use crate::rng::{counter, key, normals_f32, normals_f64, philox4x32_10};
 use crate::shape::broadcast_strides;
 
@@ -134,18 +136,32 @@ pub(crate) fn sum<T: Element>(a: &[T]) -> f64 {
 
 /// `out = a · b` for row-major operands. f32 and f64 multiply natively; f16 and bf16 are widened to f32,
 /// multiplied with f32 accumulation and rounded once (what tensor cores do).
-pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
+pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) -> Result<()> {
     match T::DTYPE {
         DType::F32 => gemm_native(cast::<T, f32>(a), cast::<T, f32>(b), cast_mut::<T, f32>(out), d),
         DType::F64 => gemm_native(cast::<T, f64>(a), cast::<T, f64>(b), cast_mut::<T, f64>(out), d),
         DType::F16 | DType::BF16 => {
-            let widen = |x: &[T]| x.par_iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
-            let (wa, wb) = (widen(a), widen(b));
-            let mut wo = vec![0f32; out.len()];
+            let widen = |x: &[T]| -> Result<Vec<f32>> {
+                let mut w = scratch_f32(x.len())?;
+                x.par_iter().map(|v| v.to_f32()).collect_into_vec(&mut w);
+                Ok(w)
+            };
+            let (wa, wb) = (widen(a)?, widen(b)?);
+            let mut wo = scratch_f32(out.len())?;
+            wo.resize(out.len(), 0.0);
             gemm_native(&wa, &wb, &mut wo, d);
             out.par_iter_mut().zip(wo.par_iter()).for_each(|(o, &v)| *o = T::from_f32(v));
         }
     }
+    Ok(())
+}
+
+/// An empty vector with room for `len` floats, or [`Error::OutOfMemory`] (never an abort).
+fn scratch_f32(len: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { device: Device::cpu(), bytes: len.saturating_mul(size_of::<f32>()) })?;
+    Ok(v)
 }
 
 fn cast<T: Element, U: Element>(x: &[T]) -> &[U] {

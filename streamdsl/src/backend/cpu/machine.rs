@@ -6,27 +6,45 @@
 //! records are queue entries too: a wait holds its stream back until the point it names has completed,
 //! and a record stamps its event with the time at which everything before it on the stream finished.
 //!
-//! A task that fails (returns an error or panics) poisons its stream: the error comes back from the next
-//! synchronisation, later tasks on that stream are skipped instead of running on garbage, and a stream
-//! that waits on a poisoned point is poisoned in turn. `clear_error` makes the stream usable again.
+//! Scheduling costs do not grow with the number of streams: a stream whose head task can run sits in an
+//! ordered ready set, and a stream held back by a wait is registered with the stream it waits for, which
+//! wakes it when it completes that point. Tasks that need no worker (records, satisfied waits, skipped work)
+//! complete inline as soon as they reach the head of their queue.
+//!
+//! Failures. A task that fails (returns an error or panics) poisons its stream from that task on: the error
+//! comes back from the next synchronisation, and every task enqueued on the stream until `clear_error` is
+//! skipped rather than run on garbage, even if it is still queued when `clear_error` is called (the rule is
+//! decided by the position in the queue, so a task either runs or is skipped whatever the timing). A stream
+//! that waits on a poisoned point is poisoned in turn. The buffers a failed or skipped task would have
+//! written are marked poisoned in their access logs, so any later read of them, on any stream, fails with
+//! the original error until a successful write replaces the contents.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use crate::backend::{lock_log, panic_message, Access, HostWork, Stamp, Work};
+use crate::backend::{lock_log, panic_message, refuse_in_host_work, run_as_host_work, Access, HostWork, Stamp, Work};
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
-use crate::hazard::{AccessLog, Point};
+use crate::hazard::{AccessLog, Point, Poisoned, SharedLog};
 use crate::runtime::ProcessWide;
 
 /// The range of priorities a CPU stream can have, as on CUDA devices: 0 is the default (lowest), -5 the
 /// highest; lower values clamp to -5.
 pub(crate) const PRIORITY_RANGE: (i32, i32) = (0, -5);
 
+/// Work to run, with the logs of the buffers it reads (checked for poison when it runs) and writes (marked
+/// with its outcome when it completes).
+struct Job {
+    op: &'static str,
+    work: HostWork,
+    reads: Vec<SharedLog>,
+    writes: Vec<SharedLog>,
+}
+
 enum Task {
-    Run { op: &'static str, work: HostWork },
+    Run(Job),
     Record(Option<Arc<OnceLock<Instant>>>),
     Wait(Point),
 }
@@ -36,13 +54,24 @@ struct Queued {
     tick: u64,
 }
 
-/// A poisoned stretch of a stream's queue: points in `from..until` are garbage.
+/// A poisoned stretch of a stream's queue: tasks at `from..until` are skipped, and points there report the
+/// failure.
 struct Poison {
     from: u64,
     until: u64,
     cause: Arc<Error>,
     /// The stream whose op failed (this one, or one it waited on).
     origin: String,
+}
+
+impl Poison {
+    fn error(&self) -> Error {
+        Error::StreamPoisoned { stream: self.origin.clone(), cause: self.cause.clone() }
+    }
+
+    fn as_poisoned(&self) -> Poisoned {
+        Poisoned { stream: self.origin.clone(), cause: Arc::clone(&self.cause) }
+    }
 }
 
 struct StreamQueue {
@@ -55,6 +84,8 @@ struct StreamQueue {
     poison: Vec<Poison>,
     /// The highest point of each other stream this stream has already waited for.
     seen: HashMap<u64, u64>,
+    /// The point the head wait is registered for with its stream (so it is registered once).
+    blocked_on: Option<Point>,
     name: String,
 }
 
@@ -64,7 +95,7 @@ impl StreamQueue {
     }
 
     fn poison_at(&self, seq: u64) -> Option<&Poison> {
-        self.poison.iter().find(|p| p.from <= seq && seq < p.until)
+        self.poison.iter().rev().find(|p| p.from <= seq && seq < p.until)
     }
 
     fn poison_from(&mut self, seq: u64, cause: Arc<Error>, origin: String) {
@@ -72,22 +103,28 @@ impl StreamQueue {
             self.poison.push(Poison { from: seq, until: u64::MAX, cause, origin });
         }
     }
-}
 
-impl Poison {
-    fn error(&self) -> Error {
-        Error::StreamPoisoned { stream: self.origin.clone(), cause: self.cause.clone() }
+    fn drained(&self) -> bool {
+        self.queue.is_empty() && !self.running
     }
 }
 
 #[derive(Default)]
 struct State {
     streams: HashMap<u64, StreamQueue>,
+    /// Streams whose head is runnable work and which run nothing now, by (priority, the task's tick).
+    ready: BTreeSet<(i32, u64, u64)>,
+    /// By stream: `(seq, waiting stream)` for streams whose head waits for that point of it.
+    waiters: HashMap<u64, Vec<(u64, u64)>>,
     next_stream: u64,
     tick: u64,
     idle_workers: usize,
     /// Idle workers already signalled and not yet awake: no need to signal them again.
     waking: usize,
+    /// Whether a task completed since host waiters were last woken.
+    progressed: bool,
+    /// Work that was skipped, to drop once the lock is released (its captures may call into the machine).
+    dropped: Vec<HostWork>,
     /// The vector-clock race checker, when switched on.
     sanitizer: Option<Sanitizer>,
 }
@@ -101,10 +138,14 @@ impl State {
         self.streams.get(&p.stream)?.poison_at(p.seq)
     }
 
+    fn queue(&mut self, stream: u64) -> &mut StreamQueue {
+        self.streams.get_mut(&stream).expect("stream ids are only handed out by create_stream")
+    }
+
     fn push(&mut self, stream: u64, task: Task) -> Point {
         self.tick += 1;
         let tick = self.tick;
-        let q = self.streams.get_mut(&stream).expect("stream ids are only handed out by create_stream");
+        let q = self.queue(stream);
         q.submitted += 1;
         q.queue.push_back(Queued { task, tick });
         Point { stream, seq: q.submitted }
@@ -117,81 +158,76 @@ impl State {
         }
         if self.is_complete(p) && self.poisoned(p).is_none() {
             // Already complete: everything enqueued from now on comes after it without a queue entry.
-            let next = self.streams.get(&stream).map_or(1, |q| q.submitted + 1);
+            let (next, settled) = self.streams.get(&stream).map_or((1, 0), |q| (q.submitted + 1, q.completed));
             if let Some(s) = &mut self.sanitizer {
-                s.wait_at(Point { stream, seq: next }, p);
+                s.wait_at(Point { stream, seq: next }, p, settled);
             }
             return;
         }
-        let q = self.streams.get_mut(&stream).expect("live stream");
+        let live = self.streams.len();
+        let q = self.queue(stream);
         let seen = q.seen.entry(p.stream).or_insert(0);
         if *seen >= p.seq {
             return;
         }
         *seen = p.seq;
+        if q.seen.len() > 2 * live + 16 {
+            // Forget streams that are gone, so a long-lived stream that waits on many short-lived ones stays small.
+            let mut seen = std::mem::take(&mut q.seen);
+            seen.retain(|id, _| self.streams.contains_key(id));
+            self.queue(stream).seen = seen;
+        }
         let at = self.push(stream, Task::Wait(p));
+        let settled = self.queue(stream).completed;
         if let Some(s) = &mut self.sanitizer {
-            s.wait_at(at, p);
+            s.wait_at(at, p, settled);
         }
     }
 
-    /// Completes the tasks at the heads of the queues that need no worker (records, satisfied waits,
-    /// work skipped on a poisoned stream) until nothing changes, then picks the best ready task.
-    /// Also returns whether anything completed inline, so host waiters can be woken at once.
-    fn next_runnable(&mut self) -> (Option<(u64, &'static str, HostWork)>, bool) {
-        let mut any = false;
-        loop {
-            let mut progressed = false;
-            let ids: Vec<u64> = self.streams.keys().copied().collect();
-            for id in ids {
-                progressed |= self.complete_inline(id);
-            }
-            any |= progressed;
-            if !progressed {
-                break;
-            }
+    /// Completes what can complete without a worker at the heads of `start` and of every stream that its
+    /// progress unblocks, and puts streams whose head is runnable work into the ready set.
+    fn settle(&mut self, start: u64) {
+        let mut pending = vec![start];
+        while let Some(id) = pending.pop() {
+            self.advance(id, &mut pending);
         }
-        // A released stream is forgotten once drained, unless it holds poison that tensors may ask about.
-        self.streams.retain(|_, q| !(q.released && q.queue.is_empty() && !q.running && q.poison.is_empty()));
-        (self.pick(), any)
     }
 
-    fn pick(&mut self) -> Option<(u64, &'static str, HostWork)> {
-        let (&id, _) = self
-            .streams
-            .iter()
-            .filter(|(_, q)| !q.running && matches!(q.queue.front(), Some(Queued { task: Task::Run { .. }, .. })))
-            .min_by_key(|(_, q)| (q.priority, q.queue.front().map_or(u64::MAX, |t| t.tick)))?;
-        let q = self.streams.get_mut(&id).expect("present");
-        let Some(Queued { task: Task::Run { op, work }, .. }) = q.queue.pop_front() else {
-            unreachable!("the filter above only picks queues whose head is runnable work")
-        };
-        q.running = true;
-        Some((id, op, work))
-    }
-
-    /// Returns whether any task completed. Leaves a blocked wait or runnable work at the head.
-    fn complete_inline(&mut self, id: u64) -> bool {
-        let mut progressed = false;
+    /// One stream's part of [`State::settle`]; streams woken by its completions go onto `pending`.
+    fn advance(&mut self, id: u64, pending: &mut Vec<u64>) {
         loop {
-            let q = &self.streams[&id];
+            let Some(q) = self.streams.get(&id) else { return };
             if q.running {
-                return progressed;
+                return;
             }
             let Some(head) = q.queue.front() else {
-                return progressed;
+                if q.released {
+                    // Forgotten once drained, poisoned or not: its failures live on in the buffers it would
+                    // have written, and its waiters were woken when it completed their points.
+                    self.streams.remove(&id);
+                    self.waiters.remove(&id);
+                    if let Some(s) = &mut self.sanitizer {
+                        s.forget_stream(id);
+                    }
+                }
+                return;
             };
+            let seq = q.completed + 1;
+            let (tick, priority) = (head.tick, q.priority);
             match &head.task {
                 Task::Wait(p) => {
                     let p = *p;
                     if !self.is_complete(p) {
-                        // A blocked wait holds its stream back; report it as not runnable.
-                        return progressed;
+                        if q.blocked_on != Some(p) {
+                            self.queue(id).blocked_on = Some(p);
+                            self.waiters.entry(p.stream).or_default().push((p.seq, id));
+                        }
+                        return;
                     }
                     let inherited = self.poisoned(p).map(|x| (x.cause.clone(), x.origin.clone()));
-                    let q = self.streams.get_mut(&id).expect("present");
+                    let q = self.queue(id);
+                    q.blocked_on = None;
                     if let Some((cause, origin)) = inherited {
-                        let seq = q.completed + 1;
                         q.poison_from(seq, cause, origin);
                     }
                 }
@@ -200,17 +236,89 @@ impl State {
                         let _ = stamp.set(Instant::now());
                     }
                 }
-                Task::Run { .. } => {
-                    if q.open_poison().is_none() {
-                        return progressed;
+                Task::Run(job) => {
+                    // Skipped: enqueued while the stream was poisoned, so it would compute on garbage.
+                    let skipped = q.poison_at(seq).map(Poison::as_poisoned);
+                    // Failed: an input's last write (complete by now: the op was ordered after it) was skipped
+                    // or failed.
+                    let bad_input = match skipped {
+                        Some(_) => None,
+                        None => job.reads.iter().find_map(|log| lock_log(log).poison().cloned()),
+                    };
+                    if skipped.is_none() && bad_input.is_none() {
+                        self.ready.insert((priority, tick, id));
+                        return;
                     }
-                    // Skipped: the stream is poisoned, running it would compute on garbage.
+                    if let Some(bad) = &bad_input {
+                        self.queue(id).poison_from(seq, Arc::clone(&bad.cause), bad.stream.clone());
+                    }
+                    let poison = skipped.or(bad_input);
+                    let Some(Queued { task: Task::Run(job), .. }) = self.queue(id).queue.pop_front() else {
+                        unreachable!("the head was just matched")
+                    };
+                    for log in &job.writes {
+                        lock_log(log).set_poison(poison.clone());
+                    }
+                    // Dropped after the machine's lock is released: what it captured may call the machine.
+                    self.dropped.push(job.work);
+                    self.completed(id, pending);
+                    continue;
                 }
             }
-            let q = self.streams.get_mut(&id).expect("present");
-            q.queue.pop_front();
-            q.completed += 1;
-            progressed = true;
+            self.queue(id).queue.pop_front();
+            self.completed(id, pending);
+        }
+    }
+
+    /// Stream `id` completed its next task: wakes the streams waiting for it.
+    fn completed(&mut self, id: u64, pending: &mut Vec<u64>) {
+        let q = self.queue(id);
+        q.completed += 1;
+        let done = q.completed;
+        self.progressed = true;
+        if let Some(list) = self.waiters.get_mut(&id) {
+            list.retain(|&(seq, waiter)| {
+                let woken = seq <= done;
+                if woken {
+                    pending.push(waiter);
+                }
+                !woken
+            });
+        }
+    }
+
+    /// The best ready task: the stream is marked running and the job taken off its queue.
+    fn pick(&mut self) -> Option<(u64, Job)> {
+        let (_, _, id) = self.ready.pop_first()?;
+        let q = self.queue(id);
+        let Some(Queued { task: Task::Run(job), .. }) = q.queue.pop_front() else {
+            unreachable!("only streams whose head is runnable work are ready")
+        };
+        q.running = true;
+        Some((id, job))
+    }
+
+    /// Records the outcome of a job that ran on stream `id` and settles what it unblocks.
+    fn finish(&mut self, id: u64, writes: &[SharedLog], outcome: Result<()>) {
+        let mut pending = Vec::new();
+        let q = self.queue(id);
+        q.running = false;
+        let poison = match outcome {
+            Ok(()) => None,
+            Err(e) => {
+                let (seq, origin) = (q.completed + 1, q.name.clone());
+                let cause = Arc::new(e);
+                q.poison_from(seq, Arc::clone(&cause), origin.clone());
+                Some(Poisoned { stream: origin, cause })
+            }
+        };
+        for log in writes {
+            lock_log(log).set_poison(poison.clone());
+        }
+        self.completed(id, &mut pending);
+        pending.push(id);
+        while let Some(next) = pending.pop() {
+            self.advance(next, &mut pending);
         }
     }
 }
@@ -264,33 +372,38 @@ impl Machine {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Wakes host waiters if anything completed and another worker if work is ready, then unlocks and drops
+    /// the work that was skipped meanwhile.
+    fn notify_and_unlock(&self, mut st: MutexGuard<'_, State>) {
+        if std::mem::take(&mut st.progressed) {
+            self.progress.notify_all();
+        }
+        if !st.ready.is_empty() {
+            self.wake_worker(&mut st);
+        }
+        let dropped = std::mem::take(&mut st.dropped);
+        drop(st);
+        drop(dropped);
+    }
+
     fn work_loop(&self) {
         let mut st = self.lock();
         loop {
-            let (job, progressed) = st.next_runnable();
-            if progressed {
-                self.progress.notify_all();
-            }
-            if let Some((id, op, work)) = job {
+            if let Some((id, job)) = st.pick() {
+                if !st.ready.is_empty() {
+                    self.wake_worker(&mut st);
+                }
                 drop(st);
-                let outcome = match catch_unwind(AssertUnwindSafe(work)) {
+                let Job { op, work, writes, .. } = job;
+                let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
                     Ok(r) => r,
                     Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
-                };
+                });
+                let mut done = self.lock();
+                done.finish(id, &writes, outcome);
+                self.notify_and_unlock(done);
+                drop(writes);
                 st = self.lock();
-                if let Some(q) = st.streams.get_mut(&id) {
-                    q.running = false;
-                    q.completed += 1;
-                    if let Err(e) = outcome {
-                        let (seq, origin) = (q.completed, q.name.clone());
-                        q.poison_from(seq, Arc::new(e), origin);
-                    }
-                }
-                if st.idle_workers > st.waking {
-                    st.waking = st.idle_workers;
-                    self.work_ready.notify_all();
-                }
-                self.progress.notify_all();
             } else {
                 st.idle_workers += 1;
                 st = self.work_ready.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -311,6 +424,7 @@ impl Machine {
 
 impl crate::backend::Machine for Machine {
     fn create_stream(&self, priority: i32, name: String) -> Result<u64> {
+        refuse_in_host_work("Stream::new")?;
         let mut st = self.lock();
         let id = st.next_stream;
         st.next_stream += 1;
@@ -325,6 +439,7 @@ impl crate::backend::Machine for Machine {
                 released: false,
                 poison: Vec::new(),
                 seen: HashMap::new(),
+                blocked_on: None,
                 name,
             },
         );
@@ -336,51 +451,60 @@ impl crate::backend::Machine for Machine {
         let mut st = self.lock();
         if let Some(q) = st.streams.get_mut(&id) {
             q.released = true;
+            if q.drained() {
+                st.settle(id);
+            }
         }
-        self.wake_worker(&mut st);
+        self.notify_and_unlock(st);
     }
 
     /// Enqueues `work` on `stream` behind the waits its accesses need, and notes the accesses.
     fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
-        let work: HostWork = match work {
+        refuse_in_host_work(op)?;
+        let mut work: HostWork = match work {
             Work::Host(w) => w,
             Work::Device(_) => {
                 return Err(Error::InvalidArgument { op, reason: "device work submitted to the CPU backend".into() })
             }
         };
         let mut st = self.lock();
+        if let Some(poison) = access.poisoned_input(|p| st.is_complete(p)) {
+            return Err(poison.error());
+        }
         for p in access.dependencies(stream) {
             st.push_wait(stream, p);
         }
-        let point = st.push(stream, Task::Run { op, work });
-        access.note(point);
-        let race = st.sanitizer.as_mut().and_then(|s| s.check_op(point, &access.buffers()));
-        if let Some(race) = race {
+        let next = Point { stream, seq: st.queue(stream).submitted + 1 };
+        if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
             // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
-            if let Some(Queued { task: Task::Run { work, .. }, .. }) =
-                st.streams.get_mut(&stream).and_then(|q| q.queue.back_mut())
-            {
-                let message = format!("the race checker found an unordered access: {race}");
-                *work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
-            }
+            let message = format!("the race checker found an unordered access: {race}");
+            work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
         }
-        self.wake_worker(&mut st);
+        let (reads, writes) = access.handles();
+        let point = st.push(stream, Task::Run(Job { op, work, reads, writes }));
+        access.note(point, |p| st.is_complete(p));
+        st.settle(stream);
+        self.notify_and_unlock(st);
         Ok(point)
     }
 
     fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)> {
+        refuse_in_host_work("record")?;
         let stamp = timed.then(|| Arc::new(OnceLock::new()));
         let mut st = self.lock();
         let p = st.push(stream, Task::Record(stamp.clone()));
-        self.wake_worker(&mut st);
+        st.settle(stream);
+        self.notify_and_unlock(st);
         Ok((p, stamp.map(Stamp::Host)))
     }
 
     /// Later work on `stream` waits until `p` has completed. Does not block the host.
     fn wait(&self, stream: u64, p: Point) -> Result<()> {
+        refuse_in_host_work("wait_event")?;
         let mut st = self.lock();
         st.push_wait(stream, p);
-        self.wake_worker(&mut st);
+        st.settle(stream);
+        self.notify_and_unlock(st);
         Ok(())
     }
 
@@ -403,6 +527,7 @@ impl crate::backend::Machine for Machine {
 
     /// Blocks the host until `p` has completed; the error of a failure at or before `p` comes back.
     fn wait_host(&self, p: Point) -> Result<()> {
+        refuse_in_host_work("synchronize")?;
         let mut st = self.lock();
         while !st.is_complete(p) {
             st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -412,6 +537,7 @@ impl crate::backend::Machine for Machine {
 
     /// Blocks until everything submitted to `stream` has completed; reports the stream's poison.
     fn synchronize(&self, stream: u64) -> Result<()> {
+        refuse_in_host_work("synchronize")?;
         let mut st = self.lock();
         loop {
             let q = match st.streams.get(&stream) {
@@ -439,7 +565,8 @@ impl crate::backend::Machine for Machine {
         }
     }
 
-    /// Ends the stream's poisoned state; returns the error that caused it, if any.
+    /// Ends the stream's poisoned state; returns the error that caused it, if any. Work enqueued before this
+    /// call is still skipped; work enqueued after it runs.
     fn clear_error(&self, stream: u64) -> Option<Error> {
         let mut st = self.lock();
         let q = st.streams.get_mut(&stream)?;
@@ -447,7 +574,20 @@ impl crate::backend::Machine for Machine {
         let p = q.poison.last_mut().filter(|p| p.until == u64::MAX)?;
         p.until = until;
         let cause = (*p.cause).clone();
-        self.wake_worker(&mut st);
+        // Work enqueued from now on runs: a stream held back behind nothing new is settled again.
+        st.settle(stream);
+        self.notify_and_unlock(st);
         Some(cause)
+    }
+}
+
+impl Machine {
+    /// Live entries of the bookkeeping that must not grow over a long run (test support): streams, registered
+    /// waiters, the largest per-stream map of points already waited for, and the race checker's entries.
+    pub(crate) fn bookkeeping(&self) -> [usize; 4] {
+        let st = self.lock();
+        let seen = st.streams.values().map(|q| q.seen.len()).max().unwrap_or(0);
+        let sanitizer = st.sanitizer.as_ref().map_or(0, Sanitizer::entries);
+        [st.streams.len(), st.waiters.values().map(Vec::len).sum(), seen, sanitizer]
     }
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::{kernels, Machine};
 use crate::backend::{Access, BinaryOp, HostWork, Kernels, MatmulDims, Operand, Storage, Work};
+use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
-use crate::hazard::Point;
+use crate::hazard::{Point, SharedLog};
 use crate::rng::{counter, key, philox4x32_10};
 
 /// Stream `stream` of the CPU machine.
@@ -17,13 +18,7 @@ pub(crate) struct Queue<'a> {
 }
 
 impl Queue<'_> {
-    fn submit(
-        &self,
-        op: &'static str,
-        reads: &[&Mutex<crate::hazard::AccessLog>],
-        writes: &[&Mutex<crate::hazard::AccessLog>],
-        work: HostWork,
-    ) -> Result<Point> {
+    fn submit(&self, op: &'static str, reads: &[&SharedLog], writes: &[&SharedLog], work: HostWork) -> Result<Point> {
         crate::backend::Machine::submit(&**self.machine, self.stream, op, Access { reads, writes }, Work::Host(work))
     }
 
@@ -35,6 +30,20 @@ impl Queue<'_> {
         out: &Arc<Storage<U>>,
         kernel: impl FnOnce(&[&[T]], &mut [U]) + Send + 'static,
     ) -> Result<()> {
+        self.try_launch(op, inputs, out, move |i, o| {
+            kernel(i, o);
+            Ok(())
+        })
+    }
+
+    /// [`Queue::launch`] for a kernel that can fail (an error poisons the stream).
+    fn try_launch<T: Element, U: Element>(
+        &self,
+        op: &'static str,
+        inputs: &[&Arc<Storage<T>>],
+        out: &Arc<Storage<U>>,
+        kernel: impl FnOnce(&[&[T]], &mut [U]) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         let sources: Vec<_> = inputs.iter().map(|s| Arc::clone(s)).collect();
         let dest = Arc::clone(out);
         let reads: Vec<_> = inputs.iter().map(|s| &s.log).collect();
@@ -44,8 +53,7 @@ impl Queue<'_> {
             let ins = sources.iter().map(|s| unsafe { s.slice() }).collect::<Result<Vec<&[T]>>>()?;
             // SAFETY: as above; `dest` is a distinct buffer from every input (outputs are fresh; in-place ops
             // check for sharing before they get here).
-            kernel(&ins, unsafe { dest.slice_mut()? });
-            Ok(())
+            kernel(&ins, unsafe { dest.slice_mut()? })
         });
         self.submit(op, &reads, &[&out.log], work)?;
         Ok(())
@@ -105,7 +113,7 @@ impl Kernels for Queue<'_> {
         out: &Arc<Storage<T>>,
         dims: MatmulDims,
     ) -> Result<()> {
-        self.launch("mm", &[a, b], out, move |i, o| kernels::matmul(i[0], i[1], o, dims))
+        self.try_launch("mm", &[a, b], out, move |i, o| kernels::matmul(i[0], i[1], o, dims))
     }
 
     fn upload<T: Element>(&self, data: Vec<T>, out: &Arc<Storage<T>>) -> Result<()> {
@@ -115,11 +123,17 @@ impl Kernels for Queue<'_> {
     /// Copies the data once its last write has completed. The copy is an op of this (transient, highest
     /// priority) stream: it waits only for the producer, and later writes wait for it.
     fn download<T: Element>(&self, src: &Arc<Storage<T>>) -> Result<Vec<T>> {
+        // Allocated here, fallibly: a tensor too large for the host is an error for the caller, not an abort.
+        let mut data = Vec::new();
+        data.try_reserve_exact(src.len()).map_err(|_| Error::OutOfMemory {
+            device: Device::cpu(),
+            bytes: src.len().saturating_mul(size_of::<T>()),
+        })?;
         let slot = Arc::new(Mutex::new(None));
         let (filled, source) = (Arc::clone(&slot), Arc::clone(src));
         let work: HostWork = Box::new(move || {
             // SAFETY: ordered after the buffer's last write by the machine.
-            let data = unsafe { source.slice()? }.to_vec();
+            data.extend_from_slice(unsafe { source.slice()? });
             *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
             Ok(())
         });

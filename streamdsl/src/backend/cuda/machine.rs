@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::driver::sys::{self, CUcontext, CUdeviceptr, CUevent, CUfunction, CUmodule, CUresult, CUstream};
 
-use std::cell::Cell;
-
 use super::launch::Launcher;
 use crate::backend::{lock_log, panic_message, Access, HostWork, Stamp, Work};
 use crate::device::Device;
@@ -88,29 +86,9 @@ unsafe fn destroy_event(ctx: CUcontext, event: CUevent) {
     }
 }
 
-thread_local! {
-    static IN_HOST_CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Reads, or sets and reads, this thread's flag through the first copy of the crate's thread-local.
-struct HostCallbackFlag(fn(Option<bool>) -> bool);
-
-/// Whether this thread runs a host callback: one flag per thread for every copy of the crate.
-static HOST_CALLBACK: ProcessWide<HostCallbackFlag> =
-    ProcessWide::new("cuda.host_callback", || HostCallbackFlag(this_copys_host_callback_flag));
-
-fn this_copys_host_callback_flag(set: Option<bool>) -> bool {
-    IN_HOST_CALLBACK.with(|flag| {
-        if let Some(v) = set {
-            flag.set(v);
-        }
-        flag.get()
-    })
-}
-
 /// Whether this thread is running a host callback, where CUDA calls are not permitted.
 fn in_host_callback() -> bool {
-    (HOST_CALLBACK.get().0)(None)
+    crate::backend::in_host_work()
 }
 
 /// Timed events dropped inside host callbacks, as `(context, event)` addresses, destroyed at the next
@@ -303,8 +281,7 @@ impl CudaMachine {
 
     /// Frees `ptr` once every access noted in `log` has completed (stream-ordered; never blocks). Inside a
     /// host callback (a tensor dropped by a host function) the free is deferred to the next machine call.
-    fn free_after(&self, ptr: CUdeviceptr, log: &AccessLog) {
-        let points: Vec<Point> = log.last_write().into_iter().chain(log.reads().iter().copied()).collect();
+    fn free_after(&self, ptr: CUdeviceptr, points: Vec<Point>) {
         if in_host_callback() {
             lock_deferred(&self.deferred_frees).push((ptr, points));
             return;
@@ -391,6 +368,9 @@ impl State {
                 .is_none_or(|s| s.events.is_empty() && s.poison.lock().unwrap_or_else(|e| e.into_inner()).is_none());
             if done {
                 self.streams.remove(&id);
+                if let Some(san) = &mut self.sanitizer {
+                    san.forget_stream(id);
+                }
             } else {
                 self.released.push(id);
             }
@@ -412,9 +392,9 @@ impl State {
         if p.stream == stream {
             return Ok(());
         }
-        let next = self.streams.get(&stream).map_or(1, |s| s.seq + 1);
+        let (next, settled) = self.streams.get(&stream).map_or((1, 0), |s| (s.seq + 1, s.completed));
         if let Some(san) = &mut self.sanitizer {
-            san.wait_at(Point { stream, seq: next }, p);
+            san.wait_at(Point { stream, seq: next }, p, settled);
         }
         let seen = self.streams.get_mut(&stream).map(|s| s.seen.entry(p.stream).or_insert(0));
         if seen.as_deref().is_some_and(|v| *v >= p.seq) {
@@ -441,13 +421,11 @@ unsafe extern "C" fn run_host_call(data: *mut c_void) {
     // SAFETY: `data` is the `Box<HostCall>` leaked by `submit`, handed back exactly once.
     let call = unsafe { Box::from_raw(data.cast::<HostCall>()) };
     let HostCall { work, op, poison } = *call;
-    (HOST_CALLBACK.get().0)(Some(true));
     // `work` is consumed by the call, so whatever it captured is dropped inside, with the flag set.
-    let outcome = match catch_unwind(AssertUnwindSafe(work)) {
+    let outcome = crate::backend::run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
         Ok(r) => r,
         Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
-    };
-    (HOST_CALLBACK.get().0)(Some(false));
+    });
     if let Err(e) = outcome {
         let mut slot = poison.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(Arc::new(e));
@@ -499,6 +477,10 @@ impl crate::backend::Machine for CudaMachine {
         if let Some(e) = self.poisoned(&st, stream) {
             return Err(e);
         }
+        if let Some(poison) = access.poisoned_input(|p| st.streams.get(&p.stream).is_none_or(|s| p.seq <= s.completed))
+        {
+            return Err(poison.error());
+        }
         let raw = self.raw(&st, stream)?;
         for p in access.dependencies(stream) {
             st.wait_for(stream, p, raw)?;
@@ -528,7 +510,7 @@ impl crate::backend::Machine for CudaMachine {
         }
         let point = self.record_point(&mut st, stream)?;
         debug_assert_eq!(point, next);
-        access.note(point);
+        access.note(point, |p| st.streams.get(&p.stream).is_none_or(|s| p.seq <= s.completed));
         Ok(point)
     }
 
@@ -646,9 +628,9 @@ impl DeviceBuffer {
         self.bytes
     }
 
-    /// Frees the memory once every access noted in `log` has completed; called once, by the owning storage's
+    /// Frees the memory once the accesses at `points` have completed; called once, by the owning storage's
     /// `Drop`.
-    pub(crate) fn free_after(&self, log: &AccessLog) {
-        self.machine.free_after(self.ptr, log);
+    pub(crate) fn free_after(&self, points: Vec<Point>) {
+        self.machine.free_after(self.ptr, points);
     }
 }

@@ -6,7 +6,7 @@
 //! kernel signatures they match (in `kernels/src/cuda/*.cu`).
 
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::launch::Launcher;
@@ -14,7 +14,7 @@ use super::machine::CudaMachine;
 use crate::backend::{Access, BinaryOp, Kernels, Machine, MatmulDims, Operand, Storage, Work};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::hazard::{AccessLog, Point};
+use crate::hazard::{Point, SharedLog};
 use crate::jit::{KernelSpec, MmTile, REDUCE_BLOCK};
 use crate::shape::{broadcast_strides, MAX_DIMS};
 
@@ -29,13 +29,7 @@ fn arg<V>(v: &mut V) -> *mut c_void {
 }
 
 impl Queue<'_> {
-    fn submit_work(
-        &self,
-        op: &'static str,
-        reads: &[&Mutex<AccessLog>],
-        writes: &[&Mutex<AccessLog>],
-        work: Work,
-    ) -> Result<Point> {
+    fn submit_work(&self, op: &'static str, reads: &[&SharedLog], writes: &[&SharedLog], work: Work) -> Result<Point> {
         self.machine.submit(self.stream, op, Access { reads, writes }, work)
     }
 
