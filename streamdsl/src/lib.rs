@@ -60,6 +60,7 @@ mod error;
 mod event;
 mod hazard;
 pub mod jit;
+pub mod math;
 pub mod ops;
 #[doc(hidden)]
 pub mod __private {

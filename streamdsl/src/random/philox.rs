@@ -70,26 +70,16 @@ pub fn uniform_f64(x: u32) -> f64 {
 /// Four standard normals from one Philox block, in single precision (Box–Muller on pairs).
 #[inline(always)]
 pub(crate) fn normals_f32(bits: [u32; 4]) -> [f32; 4] {
-    let pair = |a: u32, b: u32| {
-        let r = (-2.0 * uniform_f32(a).ln()).sqrt();
-        let (s, c) = (std::f32::consts::TAU * uniform_f32(b)).sin_cos();
-        (r * c, r * s)
-    };
-    let (z0, z1) = pair(bits[0], bits[1]);
-    let (z2, z3) = pair(bits[2], bits[3]);
+    let (z0, z1) = crate::math::box_muller_f32(bits[0], bits[1]);
+    let (z2, z3) = crate::math::box_muller_f32(bits[2], bits[3]);
     [z0, z1, z2, z3]
 }
 
 /// Four standard normals from one Philox block, in double precision.
 #[inline(always)]
 pub(crate) fn normals_f64(bits: [u32; 4]) -> [f64; 4] {
-    let pair = |a: u32, b: u32| {
-        let r = (-2.0 * uniform_f64(a).ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * uniform_f64(b)).sin_cos();
-        (r * c, r * s)
-    };
-    let (z0, z1) = pair(bits[0], bits[1]);
-    let (z2, z3) = pair(bits[2], bits[3]);
+    let (z0, z1) = crate::math::box_muller_f64(bits[0], bits[1]);
+    let (z2, z3) = crate::math::box_muller_f64(bits[2], bits[3]);
     [z0, z1, z2, z3]
 }
 
