@@ -148,7 +148,8 @@ def scalars():
 def two_over_pi_words(n=40):
     # Word 0 and 1 are zero padding; bit 64 (the MSB of word 2) is the first bit after the binary point.
     bits = 32 * n - 64
-    v = int(mp.floor(2 / mp.pi * mp.mpf(2) ** bits))
+    with mp.workprec(bits + 128):
+        v = int(mp.floor(2 / mp.pi * mp.mpf(2) ** bits))
     words = [0, 0] + [(v >> (32 * (n - 3 - i))) & 0xFFFFFFFF for i in range(n - 2)]
     return words
 
