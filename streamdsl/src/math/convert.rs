@@ -17,7 +17,7 @@ use half::{bf16, f16};
 #[inline]
 pub fn round_to_odd_f32(x: f64) -> f32 {
     let r = x as f32; // nearest even
-    if r as f64 == x || x != x {
+    if r as f64 == x || x.is_nan() {
         return r;
     }
     let mut bits = r.to_bits();
@@ -43,7 +43,7 @@ pub const CANONICAL_NAN_16: u16 = 0x7FFF;
 /// ```
 #[inline]
 pub fn f32_to_f16(x: f32) -> f16 {
-    if x != x {
+    if x.is_nan() {
         return f16::from_bits(CANONICAL_NAN_16);
     }
     f16::from_f32(x)
@@ -59,7 +59,7 @@ pub fn f32_to_f16(x: f32) -> f16 {
 /// ```
 #[inline]
 pub fn f32_to_bf16(x: f32) -> bf16 {
-    if x != x {
+    if x.is_nan() {
         return bf16::from_bits(CANONICAL_NAN_16);
     }
     bf16::from_f32(x)

@@ -41,7 +41,7 @@ const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52: adding it rounds to an int
 /// Natural logarithm. `log(±0) = -inf`, `log(x < 0) = NaN`, `log(inf) = inf`.
 #[inline(always)]
 pub fn log_f64(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return if x == 0.0 { f64::NEG_INFINITY } else { NAN_F64 };
     }
     if x == f64::INFINITY {
@@ -110,7 +110,7 @@ fn reduce_ln2(x: f64) -> (f64, f64, f64) {
 /// Exponential. Overflows to `inf` above `709.782712893384`, underflows to `+0` below `-745.1332191019412`.
 #[inline(always)]
 pub fn exp_f64(x: f64) -> f64 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F64;
     }
     if x > 709.782712893384 {
@@ -151,7 +151,7 @@ fn expm1_dd(x: f64) -> (f64, f64) {
 /// `exp(x) - 1`, accurate near 0.
 #[inline(always)]
 pub fn expm1_f64(x: f64) -> f64 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F64;
     }
     let ax = abs(x);
@@ -167,13 +167,14 @@ pub fn expm1_f64(x: f64) -> f64 {
 /// Hyperbolic tangent; `±1` for `|x| >= 22`.
 #[inline(always)]
 pub fn tanh_f64(x: f64) -> f64 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F64;
     }
     let ax = abs(x);
-    let t = if ax < 3.725290298461914e-9 {
+    if ax < 3.725290298461914e-9 {
         return x; // |x| < 2^-28: tanh x = x (1 - x^2/3) rounds to x
-    } else if ax >= 22.0 {
+    }
+    let t = if ax >= 22.0 {
         1.0
     } else if ax < 1.0 {
         // tanh = e / (e + 2) with e = expm1(2|x|) carried in double-double.
@@ -196,7 +197,7 @@ pub fn tanh_f64(x: f64) -> f64 {
 /// The error function; `±1` for `|x| >= 6`.
 #[inline(always)]
 pub fn erf_f64(x: f64) -> f64 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F64;
     }
     let ax = abs(x);
@@ -303,7 +304,7 @@ fn cos_kernel(r_hi: f64, r_lo: f64) -> f64 {
 #[inline(always)]
 pub fn sincos_f64(x: f64) -> (f64, f64) {
     let ax = abs(x);
-    if !(ax < f64::INFINITY) {
+    if !ax.is_finite() {
         return (NAN_F64, NAN_F64);
     }
     if ax < 7.450580596923828e-9 {
@@ -324,7 +325,7 @@ pub fn sincos_f64(x: f64) -> (f64, f64) {
 #[inline(always)]
 pub fn sin_f64(x: f64) -> f64 {
     let ax = abs(x);
-    if !(ax < f64::INFINITY) {
+    if !ax.is_finite() {
         return NAN_F64;
     }
     if ax < 7.450580596923828e-9 {
@@ -343,7 +344,7 @@ pub fn sin_f64(x: f64) -> f64 {
 #[inline(always)]
 pub fn cos_f64(x: f64) -> f64 {
     let ax = abs(x);
-    if !(ax < f64::INFINITY) {
+    if !ax.is_finite() {
         return NAN_F64;
     }
     if ax < 7.450580596923828e-9 {

@@ -21,6 +21,7 @@ fn pow2(e: i32) -> f64 {
 /// the product of `m` and the 192-bit window of 2/π that starts there holds the quadrant in its top two
 /// bits and the fraction below, with more than 120 correct bits after the worst cancellation of any double.
 #[inline(never)]
+#[allow(clippy::needless_range_loop)] // the limb loops read like the C twin
 pub(crate) fn rem_pio2_large(x: f64) -> (i32, f64, f64) {
     let bits = x.to_bits();
     let e = ((bits >> 52) & 0x7FF) as i32 - 1075; // >= -22

@@ -34,7 +34,7 @@ const SHIFT: f32 = 12582912.0; // 1.5 * 2^23: adding it rounds to an integer (|t
 /// Natural logarithm. `log(±0) = -inf`, `log(x < 0) = NaN`, `log(inf) = inf`.
 #[inline(always)]
 pub fn log_f32(x: f32) -> f32 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return if x == 0.0 { f32::NEG_INFINITY } else { NAN_F32 };
     }
     if x == f32::INFINITY {
@@ -69,7 +69,7 @@ pub fn log_f32(x: f32) -> f32 {
 /// Exponential. Overflows to `inf` above `88.72284`, underflows to `+0` below `-103.97208`.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F32;
     }
     if x > 88.72284 {
@@ -150,7 +150,7 @@ fn cos_kernel(r_hi: f32, r_lo: f32) -> f32 {
 #[inline(always)]
 pub fn sincos_f32(x: f32) -> (f32, f32) {
     let ax = abs(x);
-    if !(ax < f32::INFINITY) {
+    if !ax.is_finite() {
         return (NAN_F32, NAN_F32);
     }
     if ax < 0.00012207031 {
@@ -172,7 +172,7 @@ pub fn sincos_f32(x: f32) -> (f32, f32) {
 #[inline(always)]
 pub fn sin_f32(x: f32) -> f32 {
     let ax = abs(x);
-    if !(ax < f32::INFINITY) {
+    if !ax.is_finite() {
         return NAN_F32;
     }
     if ax < 0.00012207031 {
@@ -191,7 +191,7 @@ pub fn sin_f32(x: f32) -> f32 {
 #[inline(always)]
 pub fn cos_f32(x: f32) -> f32 {
     let ax = abs(x);
-    if !(ax < f32::INFINITY) {
+    if !ax.is_finite() {
         return NAN_F32;
     }
     if ax < 0.00012207031 {
@@ -209,7 +209,7 @@ pub fn cos_f32(x: f32) -> f32 {
 /// `exp(x) - 1` (the binary64 function, rounded once).
 #[inline(always)]
 pub fn expm1_f32(x: f32) -> f32 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F32;
     }
     double::expm1_f64(x as f64) as f32
@@ -218,7 +218,7 @@ pub fn expm1_f32(x: f32) -> f32 {
 /// Hyperbolic tangent (the binary64 function, rounded once).
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F32;
     }
     double::tanh_f64(x as f64) as f32
@@ -227,7 +227,7 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// The error function (the binary64 function, rounded once).
 #[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
-    if x != x {
+    if x.is_nan() {
         return NAN_F32;
     }
     double::erf_f64(x as f64) as f32

@@ -366,7 +366,6 @@ fn zeros_infinities_and_saturation() {
     assert_eq!(erf_f64(6.0), 1.0);
     assert_eq!(erf_f64(f64::NEG_INFINITY), -1.0);
     assert_eq!(erf_f32(4.0), 1.0);
-    assert!(erf_f64(5.9) < 1.0 || erf_f64(5.9) == 1.0);
     // Subnormal inputs.
     assert_eq!(sin_f64(5e-324), 5e-324);
     assert_eq!(tanh_f32(1e-45), 1e-45);
