@@ -310,7 +310,7 @@ pub fn sincos_f64(x: f64) -> (f64, f64) {
     if ax < 7.450580596923828e-9 {
         return (x, 1.0); // |x| < 2^-27
     }
-    let (q, h, l) = if ax <= 0.7853981633974483 { (0, x, 0.0) } else { rem_pio2(x) };
+    let (q, h, l) = if ax <= std::f64::consts::FRAC_PI_4 { (0, x, 0.0) } else { rem_pio2(x) };
     let s = sin_kernel(h, l);
     let c = cos_kernel(h, l);
     match q {
@@ -331,7 +331,7 @@ pub fn sin_f64(x: f64) -> f64 {
     if ax < 7.450580596923828e-9 {
         return x;
     }
-    let (q, h, l) = if ax <= 0.7853981633974483 { (0, x, 0.0) } else { rem_pio2(x) };
+    let (q, h, l) = if ax <= std::f64::consts::FRAC_PI_4 { (0, x, 0.0) } else { rem_pio2(x) };
     match q {
         0 => sin_kernel(h, l),
         1 => cos_kernel(h, l),
@@ -350,7 +350,7 @@ pub fn cos_f64(x: f64) -> f64 {
     if ax < 7.450580596923828e-9 {
         return 1.0;
     }
-    let (q, h, l) = if ax <= 0.7853981633974483 { (0, x, 0.0) } else { rem_pio2(x) };
+    let (q, h, l) = if ax <= std::f64::consts::FRAC_PI_4 { (0, x, 0.0) } else { rem_pio2(x) };
     match q {
         0 => cos_kernel(h, l),
         1 => -sin_kernel(h, l),

@@ -363,8 +363,11 @@ pub fn box_muller_f64(u: u32, v: u32) -> (f64, f64) {
     box_muller_f64_portable(u, v)
 }
 
+#[cfg(test)]
+type BoxMuller<T> = fn(u32, u32) -> (T, T);
+
 /// The Box–Muller forms without the run-time FMA dispatch, for the tests (the results must not differ).
 #[cfg(test)]
-pub(crate) fn box_muller_portable() -> (fn(u32, u32) -> (f32, f32), fn(u32, u32) -> (f64, f64)) {
+pub(crate) fn box_muller_portable() -> (BoxMuller<f32>, BoxMuller<f64>) {
     (box_muller_f32_portable, box_muller_f64_portable)
 }

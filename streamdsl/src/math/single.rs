@@ -157,7 +157,7 @@ pub fn sincos_f32(x: f32) -> (f32, f32) {
         // |x| < 2^-13: sin x rounds to x, cos x to 1 (within 0.05 ulp)
         return (x, 1.0);
     }
-    let (q, h, l) = if ax <= 0.7853982 { (0, x, 0.0) } else { rem_pio2(x) };
+    let (q, h, l) = if ax <= std::f32::consts::FRAC_PI_4 { (0, x, 0.0) } else { rem_pio2(x) };
     let s = sin_kernel(h, l);
     let c = cos_kernel(h, l);
     match q {
@@ -178,7 +178,7 @@ pub fn sin_f32(x: f32) -> f32 {
     if ax < 0.00012207031 {
         return x;
     }
-    let (q, h, l) = if ax <= 0.7853982 { (0, x, 0.0) } else { rem_pio2(x) };
+    let (q, h, l) = if ax <= std::f32::consts::FRAC_PI_4 { (0, x, 0.0) } else { rem_pio2(x) };
     match q {
         0 => sin_kernel(h, l),
         1 => cos_kernel(h, l),
@@ -197,7 +197,7 @@ pub fn cos_f32(x: f32) -> f32 {
     if ax < 0.00012207031 {
         return 1.0;
     }
-    let (q, h, l) = if ax <= 0.7853982 { (0, x, 0.0) } else { rem_pio2(x) };
+    let (q, h, l) = if ax <= std::f32::consts::FRAC_PI_4 { (0, x, 0.0) } else { rem_pio2(x) };
     match q {
         0 => cos_kernel(h, l),
         1 => -sin_kernel(h, l),
