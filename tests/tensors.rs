@@ -1,7 +1,7 @@
 //! Tensor ops against references, and every bad input as an `Err`.
 
 use streamdsl::prelude::*;
-use streamdsl::random::{philox4x32_10, uniform_f32, uniform_f64};
+use streamdsl::random::philox4x32_10;
 use streamdsl_tests::{naive_mm, rel_err, test_device, to_f64};
 
 /// Relative error bound of a product with `k`-term dot products for element type `T` (inputs are
@@ -75,32 +75,12 @@ fn randn_reproduces_philox_box_muller(dev: &Device) -> Result<()> {
         let bits32 = philox4x32_10([group, 0, 1, 0], key);
         let bits64 = philox4x32_10([group, 0, 2, 0], key);
         let pair = 2 * (word / 2);
-        let z32 = {
-            let r = (-2.0f32 * uniform_f32(bits32[pair]).ln()).sqrt();
-            let t = std::f32::consts::TAU * uniform_f32(bits32[pair + 1]);
-            if word % 2 == 0 {
-                r * t.cos()
-            } else {
-                r * t.sin()
-            }
-        };
-        let z64 = {
-            let r = (-2.0f64 * uniform_f64(bits64[pair]).ln()).sqrt();
-            let t = std::f64::consts::TAU * uniform_f64(bits64[pair + 1]);
-            if word % 2 == 0 {
-                r * t.cos()
-            } else {
-                r * t.sin()
-            }
-        };
-        if dev.is_cpu() {
-            assert_eq!(x32[i], z32, "f32 element {i}");
-            assert_eq!(x64[i], z64, "f64 element {i}");
-        } else {
-            // The GPU's log/sin/cos round differently: equal up to float rounding.
-            assert!((x32[i] - z32).abs() <= 4e-6 * z32.abs().max(1.0), "f32 element {i}: {} vs {z32}", x32[i]);
-            assert!((x64[i] - z64).abs() <= 1e-14 * z64.abs().max(1.0), "f64 element {i}: {} vs {z64}", x64[i]);
-        }
+        // Box–Muller through the portable math library: the same bits on every backend.
+        let (c32, s32) = streamdsl::math::box_muller_f32(bits32[pair], bits32[pair + 1]);
+        let (c64, s64) = streamdsl::math::box_muller_f64(bits64[pair], bits64[pair + 1]);
+        let (z32, z64) = if word % 2 == 0 { (c32, c64) } else { (s32, s64) };
+        assert_eq!(x32[i].to_bits(), z32.to_bits(), "f32 element {i} on {dev}");
+        assert_eq!(x64[i].to_bits(), z64.to_bits(), "f64 element {i} on {dev}");
     }
     // The uniform bits are identical on every backend.
     let bits = streamdsl::random::philox_bits_on(&s, 1031, seed, 7)?;

@@ -15,6 +15,9 @@
 pub const COMMON: &str = include_str!("cuda/common.cuh");
 /// Philox4x32-10 and the uniform mapping, bit-compatible with the CPU backend.
 pub const PHILOX: &str = include_str!("cuda/philox.cuh");
+/// The portable math library (`log`, `exp`, `expm1`, `sin`, `cos`, `sincos`, `tanh`, `erf` in float and
+/// double, Box–Muller): IEEE operations and explicit FMAs only, the twin of `streamdsl::math`, bit for bit.
+pub const MATH: &str = include_str!("cuda/math.cuh");
 /// `randn` (Box–Muller over Philox) and `philox_bits`.
 pub const RANDN: &str = include_str!("cuda/randn.cu");
 /// `binary_same`, `binary_broadcast`, `scalar_op`, `fill`, `copy`.
@@ -30,4 +33,4 @@ pub const MM: &str = include_str!("cuda/mm.cu");
 pub const BUSY: &str = include_str!("cuda/busy.cu");
 
 /// The headers the sources include, by the name they are included as.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", COMMON), ("philox.cuh", PHILOX)];
+pub const HEADERS: &[(&str, &str)] = &[("common.cuh", COMMON), ("philox.cuh", PHILOX), ("math.cuh", MATH)];

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use streamdsl::prelude::*;
-use streamdsl::random::{philox4x32_10, uniform_f32};
+use streamdsl::random::{philox4x32_10, uniform_f32, uniform_f64};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -103,6 +103,34 @@ fn randn_row(s: &Stream) -> Result<()> {
     Ok(())
 }
 
+fn randn_f64_row(s: &Stream) -> Result<()> {
+    let n = 10_000_000;
+    let g = Generator::new(1);
+    let ours = time(7, || {
+        let t = ops::randn_with_on::<f64>(s, [n], &g).expect("randn");
+        s.synchronize().expect("sync");
+        drop(t);
+    });
+    let mut out = vec![0f64; n];
+    let serial = time(3, || {
+        for (i, quad) in out.chunks_mut(4).enumerate() {
+            let b = philox4x32_10([i as u32, 0, 0, 0], [1, 0]);
+            let r0 = (-2.0 * uniform_f64(b[0]).ln()).sqrt();
+            let (s0, c0) = (std::f64::consts::TAU * uniform_f64(b[1])).sin_cos();
+            let r1 = (-2.0 * uniform_f64(b[2]).ln()).sqrt();
+            let (s1, c1) = (std::f64::consts::TAU * uniform_f64(b[3])).sin_cos();
+            quad.copy_from_slice(&[r0 * c0, r0 * s0, r1 * c1, r1 * s1]);
+        }
+        std::hint::black_box(&out);
+    });
+    println!(
+        "| randn f64 10M | {:.0} M numbers/s | single-threaded loop: {:.0} M numbers/s |",
+        n as f64 / ours / 1e6,
+        n as f64 / serial / 1e6
+    );
+    Ok(())
+}
+
 fn enqueue_row(s: &Stream) -> Result<()> {
     const BATCH: usize = 2_000;
     let mut per_op = Vec::new();
@@ -152,9 +180,18 @@ fn main() -> Result<()> {
     println!();
     println!("| what | streamdsl | reference, same run |");
     println!("| --- | --- | --- |");
-    mm_row(&s, 1024, 7)?;
-    mm_row(&s, 2048, 3)?;
-    randn_row(&s)?;
-    enqueue_row(&s)?;
+    // `cargo bench --bench runtime -- randn` runs only the rows whose name contains "randn".
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_default();
+    if "mm".contains(only.as_str()) {
+        mm_row(&s, 1024, 7)?;
+        mm_row(&s, 2048, 3)?;
+    }
+    if "randn".contains(only.as_str()) {
+        randn_row(&s)?;
+        randn_f64_row(&s)?;
+    }
+    if "enqueue".contains(only.as_str()) {
+        enqueue_row(&s)?;
+    }
     Ok(())
 }

@@ -89,11 +89,12 @@ pub trait Element:
     const ZERO: Self;
     /// One.
     const ONE: Self;
-    /// Round from `f64` (to nearest even).
+    /// Round from `f64` to nearest even, once (f16/bf16 too: not through f32; see
+    /// [`math::f64_to_f16`](crate::math::f64_to_f16)). A NaN becomes `0x7FFF` in f16/bf16, as on CUDA.
     fn from_f64(v: f64) -> Self;
     /// Widen to `f64` (exact).
     fn to_f64(self) -> f64;
-    /// Round from `f32`.
+    /// Round from `f32` to nearest even. A NaN becomes `0x7FFF` in f16/bf16, as on CUDA.
     fn from_f32(v: f32) -> Self;
     /// Convert to `f32` (exact for the 16-bit types, rounding for `f64`).
     fn to_f32(self) -> f32;
@@ -149,7 +150,7 @@ impl Element for f16 {
     const ONE: Self = f16::ONE;
     #[inline]
     fn from_f64(v: f64) -> Self {
-        f16::from_f64(v)
+        crate::math::f64_to_f16(v) // rounded once, as the CUDA kernels do
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -157,7 +158,7 @@ impl Element for f16 {
     }
     #[inline]
     fn from_f32(v: f32) -> Self {
-        f16::from_f32(v)
+        crate::math::f32_to_f16(v) // NaN -> 0x7FFF, as `cvt.rn.f16.f32`
     }
     #[inline]
     fn to_f32(self) -> f32 {
@@ -171,7 +172,7 @@ impl Element for bf16 {
     const ONE: Self = bf16::ONE;
     #[inline]
     fn from_f64(v: f64) -> Self {
-        bf16::from_f64(v)
+        crate::math::f64_to_bf16(v) // rounded once, as the CUDA kernels do
     }
     #[inline]
     fn to_f64(self) -> f64 {
@@ -179,10 +180,24 @@ impl Element for bf16 {
     }
     #[inline]
     fn from_f32(v: f32) -> Self {
-        bf16::from_f32(v)
+        crate::math::f32_to_bf16(v) // NaN -> 0x7FFF, as `cvt.rn.bf16.f32`
     }
     #[inline]
     fn to_f32(self) -> f32 {
         bf16::to_f32(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixteen_bit_types_round_once_from_f64() {
+        // Through f32 (as `half` converts) these round twice and land one step off.
+        assert_eq!(<f16 as Element>::from_f64(2049.0 + 1e-9).to_f32(), 2050.0);
+        assert_eq!(<bf16 as Element>::from_f64(1.0 + 2f64.powi(-8) + 2f64.powi(-40)).to_f32(), 1.0078125);
+        assert_eq!(<f16 as Element>::from_f32(f32::NAN).to_bits(), 0x7FFF);
+        assert_eq!(<bf16 as Element>::from_f64(-f64::NAN).to_bits(), 0x7FFF);
     }
 }

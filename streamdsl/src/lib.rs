@@ -58,8 +58,8 @@
 //!
 //! | layer | modules | what they hold |
 //! | --- | --- | --- |
-//! | 0 | `error`, `dtype`, `shape`, `strict`, `runtime`, `device` | values: errors, element types, shapes, the `Device` name; process-wide slots |
-//! | 1 | `hazard`, `rng`, `math`, `jit` | stream points and access logs, the race checker; Philox and Box–Muller; portable math; NVRTC and the kernel cache |
+//! | 0 | `math`, `error`, `dtype`, `shape`, `strict`, `runtime`, `device` | pure values and functions: portable math, errors, element types, shapes, the `Device` name; process-wide slots |
+//! | 1 | `hazard`, `rng`, `jit` | stream points and access logs, the race checker; Philox and Box–Muller; NVRTC and the kernel cache |
 //! | 2 | `backend` | the stream machines (CPU, CUDA), their memory (`Storage`) and each backend's kernels and launches |
 //! | 3 | `registry` | which machine runs each device; opening devices; the default device |
 //! | 4 | `event` → `stream` → `scope` | events; streams (and each device's default stream); the current stream |
@@ -83,6 +83,7 @@ mod event;
 mod hazard;
 pub mod jit;
 mod macros;
+pub mod math;
 pub mod ops;
 #[doc(hidden)]
 pub mod __private {

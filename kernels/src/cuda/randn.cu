@@ -1,6 +1,8 @@
 // randn: standard normals. Defines: OUT_T (element type), WIDE (1 to compute in double, for f64).
+// Box-Muller comes from math.cuh, the twin of the CPU backend's streamdsl::math: the same bits on both.
 #include "common.cuh"
 #include "philox.cuh"
+#include "math.cuh"
 
 extern "C" __global__ void randn(OUT_T* __restrict__ out, u64 n, u64 seed, u64 offset) {
     const u64 groups = (n + 3) / 4;
@@ -11,21 +13,13 @@ extern "C" __global__ void randn(OUT_T* __restrict__ out, u64 n, u64 seed, u64 o
         u32 bits[4] = { b.x, b.y, b.z, b.w };
         double z[4];
 #if WIDE
-        for (int p = 0; p < 4; p += 2) {
-            double r = sqrt(-2.0 * log(uniform_f64(bits[p])));
-            double s, c;
-            sincos(6.283185307179586 * uniform_f64(bits[p + 1]), &s, &c);
-            z[p] = r * c;
-            z[p + 1] = r * s;
-        }
+        box_muller_f64(bits[0], bits[1], &z[0], &z[1]);
+        box_muller_f64(bits[2], bits[3], &z[2], &z[3]);
 #else
-        for (int p = 0; p < 4; p += 2) {
-            float r = sqrtf(-2.0f * logf(uniform_f32(bits[p])));
-            float s, c;
-            sincosf(6.2831855f * uniform_f32(bits[p + 1]), &s, &c);
-            z[p] = (double)(r * c);
-            z[p + 1] = (double)(r * s);
-        }
+        float f[4];
+        box_muller_f32(bits[0], bits[1], &f[0], &f[1]);
+        box_muller_f32(bits[2], bits[3], &f[2], &f[3]);
+        for (int j = 0; j < 4; ++j) z[j] = (double)f[j];  // exact: from_double then rounds the float once
 #endif
         const u64 base = g * 4;
         for (int j = 0; j < 4 && base + j < n; ++j) {

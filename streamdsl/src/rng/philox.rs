@@ -56,40 +56,39 @@ pub(crate) fn key(seed: u64) -> [u32; 2] {
 }
 
 /// A uniform in (0, 1] from 32 random bits: `x · 2⁻³² + 2⁻³³` (never 0, so `ln` is finite).
+///
+/// ```
+/// assert!(streamdsl::random::uniform_f32(0) > 0.0);
+/// assert_eq!(streamdsl::random::uniform_f32(u32::MAX), 1.0);
+/// ```
 #[inline(always)]
 pub fn uniform_f32(x: u32) -> f32 {
-    x as f32 * 2.328_306_4e-10 + 1.164_153_2e-10
+    crate::math::uniform_f32(x)
 }
 
 /// The same in double precision.
+///
+/// ```
+/// assert!(streamdsl::random::uniform_f64(u32::MAX) < 1.0);
+/// ```
 #[inline(always)]
 pub fn uniform_f64(x: u32) -> f64 {
-    x as f64 * 2.328_306_436_538_696_3e-10 + 1.164_153_218_269_348_1e-10
+    crate::math::uniform_f64(x)
 }
 
 /// Four standard normals from one Philox block, in single precision (Box–Muller on pairs).
 #[inline(always)]
 pub(crate) fn normals_f32(bits: [u32; 4]) -> [f32; 4] {
-    let pair = |a: u32, b: u32| {
-        let r = (-2.0 * uniform_f32(a).ln()).sqrt();
-        let (s, c) = (std::f32::consts::TAU * uniform_f32(b)).sin_cos();
-        (r * c, r * s)
-    };
-    let (z0, z1) = pair(bits[0], bits[1]);
-    let (z2, z3) = pair(bits[2], bits[3]);
+    let (z0, z1) = crate::math::box_muller_f32(bits[0], bits[1]);
+    let (z2, z3) = crate::math::box_muller_f32(bits[2], bits[3]);
     [z0, z1, z2, z3]
 }
 
 /// Four standard normals from one Philox block, in double precision.
 #[inline(always)]
 pub(crate) fn normals_f64(bits: [u32; 4]) -> [f64; 4] {
-    let pair = |a: u32, b: u32| {
-        let r = (-2.0 * uniform_f64(a).ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * uniform_f64(b)).sin_cos();
-        (r * c, r * s)
-    };
-    let (z0, z1) = pair(bits[0], bits[1]);
-    let (z2, z3) = pair(bits[2], bits[3]);
+    let (z0, z1) = crate::math::box_muller_f64(bits[0], bits[1]);
+    let (z2, z3) = crate::math::box_muller_f64(bits[2], bits[3]);
     [z0, z1, z2, z3]
 }
 
