@@ -161,3 +161,50 @@ fn concurrent_writers_leave_one_valid_entry() {
     assert_eq!(k.outcome, CacheOutcome::Disk);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A FIFO (or anything but a regular file) at an entry's path is a cache miss, never a blocking read.
+#[test]
+fn a_fifo_at_an_entry_path_is_a_miss_not_a_hang() {
+    let Some(nvrtc) = nvrtc_or_skip("a_fifo_at_an_entry_path_is_a_miss_not_a_hang") else { return };
+    let dir = temp_cache_dir("fifo");
+    let spec = KernelSpec::convert(DType::F16, DType::F32);
+    let arch = Arch::new(8, 0);
+    KernelCache::open(&dir).unwrap().get_or_compile(&nvrtc, &spec, arch).unwrap();
+    let path = entry_path(&dir);
+    std::fs::remove_file(&path).unwrap();
+    let fifo = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a plain mkfifo call on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (n, s, d) = (nvrtc.clone(), spec.clone(), dir.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(KernelCache::open(&d).unwrap().get_or_compile(&n, &s, arch).map(|k| k.outcome));
+    });
+    let outcome = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("reading the cache hung on a FIFO");
+    assert_eq!(outcome.unwrap(), CacheOutcome::Compiled);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A cache directory others may write to, or that another user owns, is refused (ssh's rule for key folders):
+/// anyone who can write there could plant a kernel for this process to run.
+#[test]
+fn a_cache_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_cache_dir("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = KernelCache::open(&dir).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("writable by other users"), "{err}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(KernelCache::open(&dir).is_ok());
+    // Owned by someone else (only root can arrange that here).
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: a plain chown call on a NUL-terminated path; it fails harmlessly when we are not root.
+    if unsafe { libc::chown(path.as_ptr(), 65_534, 65_534) } == 0 {
+        let err = KernelCache::open(&dir).unwrap_err();
+        assert!(err.to_string().contains("owned by user 65534"), "{err}");
+    } else {
+        streamdsl_tests::report("skipped part of a_cache_others_can_write_is_refused: not root, cannot chown");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,7 @@
 //! The memory of a tensor, by backend, plus the access log that orders its users across streams.
 
 use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::cuda::DeviceBuffer;
@@ -8,6 +9,7 @@ use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::hazard::{AccessLog, SharedLog};
+use crate::runtime::ProcessWide;
 
 /// A buffer of `T`: host memory (CPU backend) or device memory (CUDA backend).
 ///
@@ -29,8 +31,14 @@ enum Buffer<T> {
     Cuda(DeviceBuffer),
 }
 
+/// Bytes of live host tensors in the process (the CPU backend's memory in use).
+static HOST_BYTES: ProcessWide<AtomicUsize> = ProcessWide::new("storage.host_bytes", AtomicUsize::default);
+
 impl<T> Drop for Storage<T> {
     fn drop(&mut self) {
+        if let Buffer::Host(_) = &self.buf {
+            HOST_BYTES.get().fetch_sub(self.len * size_of::<T>(), Ordering::Relaxed);
+        }
         if let Buffer::Cuda(buf) = &self.buf {
             // The points first, so the log is not locked while the machine is (queued work may hold the log).
             let points = self.log.lock().unwrap_or_else(|e| e.into_inner()).points();
@@ -48,10 +56,17 @@ unsafe impl<T: Element> Sync for Storage<T> {}
 impl<T: Element> Storage<T> {
     /// A zero-filled host buffer; an allocation that cannot be satisfied is [`Error::OutOfMemory`], not an
     /// abort.
+    ///
+    /// Linux overcommits memory: a large zeroed allocation succeeds at once and its pages are only taken when
+    /// written, so a program could hold tensors larger than the machine and be killed later, far from the
+    /// cause. The CPU backend therefore refuses an allocation that would bring its live tensors above the
+    /// machine's physical memory, as a device refuses one beyond its capacity.
     pub(crate) fn host_zeroed(len: usize) -> Result<Storage<T>> {
-        let oom = || Error::OutOfMemory { device: Device::cpu(), bytes: len.saturating_mul(size_of::<T>()) };
+        let bytes = len.saturating_mul(size_of::<T>());
+        let oom = || Error::OutOfMemory { device: Device::cpu(), bytes };
         let layout = std::alloc::Layout::array::<T>(len).map_err(|_| oom())?;
-        if layout.size() > physical_memory_bytes() {
+        let in_use = HOST_BYTES.get().load(Ordering::Relaxed);
+        if in_use.saturating_add(layout.size()) > physical_memory_bytes() {
             return Err(oom());
         }
         let data = if layout.size() == 0 {
@@ -73,6 +88,7 @@ impl<T: Element> Storage<T> {
 
     /// A host buffer holding `data`.
     pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
+        HOST_BYTES.get().fetch_add(data.len() * size_of::<T>(), Ordering::Relaxed);
         Storage {
             len: data.len(),
             buf: Buffer::Host(UnsafeCell::new(data)),

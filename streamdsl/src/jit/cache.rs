@@ -69,13 +69,25 @@ impl KernelCache {
         }
     }
 
-    /// A cache in `dir`, created (mode 0700) if missing.
+    /// A cache in `dir`, created (mode 0700) if missing. An existing directory that another user owns, or that
+    /// is writable by group or others, is refused (as ssh refuses such key folders): anyone who can write
+    /// there could plant a kernel that this process would load and run.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("streamdsl-doc-cache-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// use std::os::unix::fs::PermissionsExt;
+    /// std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+    /// let err = streamdsl::jit::KernelCache::open(&dir).unwrap_err();
+    /// assert!(err.to_string().contains("writable by other users"), "{err}");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: impl Into<PathBuf>) -> Result<KernelCache> {
         let dir = dir.into();
-        create_private_dir(&dir).map_err(|e| Error::Io {
-            what: format!("creating the kernel cache {}", dir.display()),
-            source: Arc::new(e),
-        })?;
+        let io = |what: String| move |e: std::io::Error| Error::Io { what, source: Arc::new(e) };
+        create_private_dir(&dir).map_err(io(format!("creating the kernel cache {}", dir.display())))?;
+        check_private_dir(&dir).map_err(io(format!("the kernel cache {} is not safe to use", dir.display())))?;
         Ok(KernelCache { dir: Some(dir), memory: Mutex::default() })
     }
 
@@ -172,7 +184,14 @@ enum Entry {
 }
 
 fn read_entry(path: &Path) -> Entry {
-    let Ok(bytes) = std::fs::read(path) else { return Entry::Missing };
+    let bytes = match read_regular_file(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            eprintln!("streamdsl: {} is not a regular file; ignoring it (recompiling)", path.display());
+            return Entry::Missing;
+        }
+        Err(_) => return Entry::Missing,
+    };
     let Some(rest) = bytes.strip_prefix(MAGIC) else { return Entry::Corrupt };
     if rest.len() < 32 {
         return Entry::Corrupt;
@@ -204,6 +223,50 @@ fn write_entry(path: &Path, cubin: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The contents of `path` if it is a regular file (`None` for a FIFO, device or directory, which must never be
+/// read: a FIFO would block forever). Opened without blocking, then checked, so a file swapped in between the
+/// check and the read cannot block either.
+fn read_regular_file(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Refuses a cache directory that another user owns or that group or others may write.
+fn check_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir)?;
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let unsafe_dir = |why: String| Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, why));
+        if meta.uid() != me {
+            return unsafe_dir(format!("it is owned by user {}, not by this user ({me})", meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return unsafe_dir(format!(
+                "it is writable by other users (mode {:o}); run `chmod go-w` on it or choose another with STREAMDSL_CACHE_DIR",
+                meta.mode() & 0o777
+            ));
+        }
+    }
+    let _ = dir;
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -46,7 +46,18 @@ struct Job {
 enum Task {
     Run(Job),
     Record(Option<Arc<OnceLock<Instant>>>),
-    Wait(Point),
+    Wait(Wait),
+}
+
+/// A queue entry that holds its stream back until `point` has completed.
+#[derive(Clone, Copy)]
+struct Wait {
+    point: Point,
+    /// An explicit wait (`wait_event`, `wait_stream`) takes on a failure at or before `point`, as a CUDA
+    /// stream waiting on an event recorded after a fault would. The waits the hazard tracker inserts for data
+    /// do not: the data carries its own poison (see `AccessLog`), and an op that only overwrites a poisoned
+    /// buffer must still run.
+    inherits_poison: bool,
 }
 
 struct Queued {
@@ -82,8 +93,8 @@ struct StreamQueue {
     running: bool,
     released: bool,
     poison: Vec<Poison>,
-    /// The highest point of each other stream this stream has already waited for.
-    seen: HashMap<u64, u64>,
+    /// The highest point of each other stream this stream has already waited for: `[plain, inheriting]`.
+    seen: HashMap<u64, [u64; 2]>,
     /// The point the head wait is registered for with its stream (so it is registered once).
     blocked_on: Option<Point>,
     name: String,
@@ -152,11 +163,11 @@ impl State {
     }
 
     /// Enqueues a wait unless the stream already waited for this point or a later one of that stream.
-    fn push_wait(&mut self, stream: u64, p: Point) {
+    fn push_wait(&mut self, stream: u64, p: Point, inherits_poison: bool) {
         if p.stream == stream {
             return;
         }
-        if self.is_complete(p) && self.poisoned(p).is_none() {
+        if self.is_complete(p) && (!inherits_poison || self.poisoned(p).is_none()) {
             // Already complete: everything enqueued from now on comes after it without a queue entry.
             let (next, settled) = self.streams.get(&stream).map_or((1, 0), |q| (q.submitted + 1, q.completed));
             if let Some(s) = &mut self.sanitizer {
@@ -166,18 +177,19 @@ impl State {
         }
         let live = self.streams.len();
         let q = self.queue(stream);
-        let seen = q.seen.entry(p.stream).or_insert(0);
-        if *seen >= p.seq {
+        // An inheriting wait covers a plain one for the same or an earlier point, not the other way round.
+        let seen = q.seen.entry(p.stream).or_insert([0, 0]);
+        if seen[1] >= p.seq || (!inherits_poison && seen[0] >= p.seq) {
             return;
         }
-        *seen = p.seq;
+        seen[usize::from(inherits_poison)] = p.seq;
         if q.seen.len() > 2 * live + 16 {
             // Forget streams that are gone, so a long-lived stream that waits on many short-lived ones stays small.
             let mut seen = std::mem::take(&mut q.seen);
             seen.retain(|id, _| self.streams.contains_key(id));
             self.queue(stream).seen = seen;
         }
-        let at = self.push(stream, Task::Wait(p));
+        let at = self.push(stream, Task::Wait(Wait { point: p, inherits_poison }));
         let settled = self.queue(stream).completed;
         if let Some(s) = &mut self.sanitizer {
             s.wait_at(at, p, settled);
@@ -215,8 +227,8 @@ impl State {
             let seq = q.completed + 1;
             let (tick, priority) = (head.tick, q.priority);
             match &head.task {
-                Task::Wait(p) => {
-                    let p = *p;
+                Task::Wait(wait) => {
+                    let (p, inherits) = (wait.point, wait.inherits_poison);
                     if !self.is_complete(p) {
                         if q.blocked_on != Some(p) {
                             self.queue(id).blocked_on = Some(p);
@@ -224,7 +236,7 @@ impl State {
                         }
                         return;
                     }
-                    let inherited = self.poisoned(p).map(|x| (x.cause.clone(), x.origin.clone()));
+                    let inherited = self.poisoned(p).filter(|_| inherits).map(|x| (x.cause.clone(), x.origin.clone()));
                     let q = self.queue(id);
                     q.blocked_on = None;
                     if let Some((cause, origin)) = inherited {
@@ -472,7 +484,7 @@ impl crate::backend::Machine for Machine {
             return Err(poison.error());
         }
         for p in access.dependencies(stream) {
-            st.push_wait(stream, p);
+            st.push_wait(stream, p, false);
         }
         let next = Point { stream, seq: st.queue(stream).submitted + 1 };
         if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
@@ -502,7 +514,7 @@ impl crate::backend::Machine for Machine {
     fn wait(&self, stream: u64, p: Point) -> Result<()> {
         refuse_in_host_work("wait_event")?;
         let mut st = self.lock();
-        st.push_wait(stream, p);
+        st.push_wait(stream, p, true);
         st.settle(stream);
         self.notify_and_unlock(st);
         Ok(())

@@ -179,7 +179,10 @@ impl CudaMachine {
     /// Opens device `ordinal`: retains its primary context, finds NVRTC and the kernel cache.
     pub(crate) fn open(ordinal: usize, cc: (u32, u32), sm_count: u32) -> Result<CudaMachine> {
         let nvrtc = Nvrtc::find()?;
-        let cache = KernelCache::open(KernelCache::default_dir()).unwrap_or_else(|_| KernelCache::in_memory());
+        let cache = KernelCache::open(KernelCache::default_dir()).unwrap_or_else(|e| {
+            eprintln!("streamdsl: {e}; compiled kernels are kept in memory only");
+            KernelCache::in_memory()
+        });
         let mut ctx: CUcontext = std::ptr::null_mut();
         let (mut least, mut greatest) = (0, 0);
         let mut free_stream: CUstream = std::ptr::null_mut();
@@ -434,6 +437,7 @@ unsafe extern "C" fn run_host_call(data: *mut c_void) {
 
 impl crate::backend::Machine for CudaMachine {
     fn create_stream(&self, priority: i32, name: String) -> Result<u64> {
+        crate::backend::refuse_in_host_work("Stream::new")?;
         let mut st = self.lock();
         // Clamp into [greatest, least] without `clamp`, which would panic on an inverted range.
         let prio = priority.max(self.priority_range.1).min(self.priority_range.0);
@@ -473,6 +477,7 @@ impl crate::backend::Machine for CudaMachine {
     }
 
     fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
+        crate::backend::refuse_in_host_work(op)?;
         let mut st = self.lock();
         if let Some(e) = self.poisoned(&st, stream) {
             return Err(e);
@@ -515,6 +520,7 @@ impl crate::backend::Machine for CudaMachine {
     }
 
     fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)> {
+        crate::backend::refuse_in_host_work("record")?;
         let mut st = self.lock();
         let stamp = if timed {
             let raw = self.raw(&st, stream)?;
@@ -533,6 +539,7 @@ impl crate::backend::Machine for CudaMachine {
     }
 
     fn wait(&self, stream: u64, p: Point) -> Result<()> {
+        crate::backend::refuse_in_host_work("wait_event")?;
         let mut st = self.lock();
         let raw = self.raw(&st, stream)?;
         st.wait_for(stream, p, raw)
@@ -555,6 +562,7 @@ impl crate::backend::Machine for CudaMachine {
     }
 
     fn wait_host(&self, p: Point) -> Result<()> {
+        crate::backend::refuse_in_host_work("synchronize")?;
         let ev = {
             let mut st = self.lock();
             if let Some(e) = self.poisoned(&st, p.stream) {
@@ -573,6 +581,7 @@ impl crate::backend::Machine for CudaMachine {
     }
 
     fn synchronize(&self, stream: u64) -> Result<()> {
+        crate::backend::refuse_in_host_work("synchronize")?;
         let raw = {
             let st = self.lock();
             st.streams.get(&stream).and_then(|s| s.raw)
