@@ -28,8 +28,7 @@ pub fn report(code: CUresult, text: String) -> Fault {
         *last = Some((seq, Arc::clone(&text)));
     }
     if !crate::driver::config::config().quiet {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "streamdsl-cuda-sim: {text}");
+        eprintln!("streamdsl-cuda-sim: {text}");
     }
     Fault { code, text }
 }

@@ -10,12 +10,14 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdarg>
 #include <csetjmp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -71,9 +73,6 @@ enum { SIM_OK = 0, SIM_FAULT = 1, SIM_DEADLOCK = 2, SIM_TRAP = 3 };
 #define __shared__ static thread_local
 #define __constant__ static
 #define __managed__
-#ifndef __restrict__
-#define __restrict__ __restrict
-#endif
 #define __grid_constant__
 
 struct uint3 { unsigned x, y, z; };
@@ -284,7 +283,7 @@ inline WarpLane* collective(int kind, unsigned mask, const u64* in, int nin, u64
     Warp* w = &b->warps[f->linear >> 5];
     if (!(mask >> lane & 1u)) {
         fail(b, SIM_TRAP, "warp collective: lane %u executes it but is not in its mask 0x%08x", lane, mask);
-        __builtin_trap();
+        siglongjmp(*tl_trap_jmp, 1);
     }
     unsigned need = mask & w->exists;
     if (w->arrived == 0) {
@@ -640,7 +639,7 @@ inline int run_blocks(void (*invoke)(const sim_launch*), const sim_launch* l, u6
                 if (b->failed) break;
                 if (f->state == RUNNABLE && f->slept) {
                     if (f->sleep_ns < min_sleep) min_sleep = f->sleep_ns;
-                } else if (f->state != EXITED || !f->slept) {
+                } else {
                     all_slept = false;
                 }
             }
@@ -910,7 +909,6 @@ template <class T> inline void __stcs(T* p, T v) { *p = v; }
 template <class T> inline void __stwb(T* p, T v) { *p = v; }
 
 inline long long clock64() { return (long long)::sim::now_ns(); }
-inline int clock() { return (int)::sim::now_ns(); }
 
 // Atomics: real atomic read-modify-writes (blocks run concurrently on several OS threads).
 namespace sim {
