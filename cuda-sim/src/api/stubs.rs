@@ -68,4 +68,5 @@ not_supported!(
     cuGraphExecDestroy,
     cuIpcGetMemHandle,
     cuIpcOpenMemHandle_v2,
+    cuGetExportTable,
 );
