@@ -45,6 +45,10 @@ pub struct SimLaunch {
     pub disarm: extern "C" fn(),
     /// Non-zero: stop (another block failed).
     pub abort: *const c_int,
+    /// The global timer, in nanoseconds.
+    pub now_ns: extern "C" fn() -> u64,
+    /// Sleeps the calling OS thread for that many nanoseconds (0: yields).
+    pub sleep_ns: extern "C" fn(u64),
 }
 
 /// `sim_outcome`.

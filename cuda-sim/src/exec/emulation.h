@@ -7,22 +7,21 @@
 #ifndef STREAMDSL_SIM_EMULATION_H
 #define STREAMDSL_SIM_EMULATION_H
 
+// Few system headers: each one puts C names into the global namespace, where they would clash with kernel
+// names (<thread> alone brings POSIX `read` and `write`). Time and sleep come from the simulator.
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <csetjmp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <thread>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <math.h>
-#include <signal.h>
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
@@ -43,6 +42,8 @@ struct sim_launch {
     void (*arm)(void* jmp, void (*jump)(void*));  // a fault on this thread calls jump(jmp)
     void (*disarm)(void);
     const volatile int* abort;     // non-zero: another block of this launch failed; stop early
+    unsigned long long (*now_ns)(void);       // the global timer (nanoseconds)
+    void (*sleep_ns)(unsigned long long ns);  // sleeps the OS thread (0: yields it)
 };
 struct sim_outcome {
     int status;                    // SIM_OK, SIM_FAULT, SIM_DEADLOCK, SIM_TRAP
@@ -513,10 +514,9 @@ template <class T> inline T shuffle(int kind, unsigned mask, T var, u64 arg, int
     return from_bits<T>(me->out[0]);
 }
 
-inline u64 now_ns() {
-    return (u64)std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+inline thread_local u64 (*tl_now)(void) = nullptr;
+inline thread_local void (*tl_sleep)(u64) = nullptr;
+inline u64 now_ns() { return tl_now ? tl_now() : 0; }
 
 // __nanosleep: lets the block's other threads run; when every running thread only sleeps, the OS thread
 // sleeps too (briefly), so spinning kernels do not burn the host.
@@ -552,15 +552,17 @@ inline void jump_back(void* jb) { siglongjmp(*(sigjmp_buf*)jb, 1); }
 inline int run_blocks(void (*invoke)(const sim_launch*), const sim_launch* l, u64 first, u64 end,
                       sim_outcome* out) {
     const unsigned n = l->block.x * l->block.y * l->block.z;
+    tl_now = l->now_ns;
+    tl_sleep = l->sleep_ns;
     if (tl_fiber_cap < n) {
-        std::free(tl_fibers);
-        tl_fibers = (Fiber*)std::calloc(n, sizeof(Fiber));
+        delete[] tl_fibers;
+        tl_fibers = new Fiber[n]();
         tl_fiber_cap = n;
     }
     const unsigned nwarps = (n + 31) / 32;
     if (tl_warp_cap < nwarps) {
-        std::free(tl_warps);
-        tl_warps = (Warp*)std::calloc(nwarps, sizeof(Warp));
+        delete[] tl_warps;
+        tl_warps = new Warp[nwarps]();
         tl_warp_cap = nwarps;
     }
     static thread_local Block block;
@@ -658,8 +660,7 @@ inline int run_blocks(void (*invoke)(const sim_launch*), const sim_launch* l, u6
             }
             if (all_slept && min_sleep != ~0ull) {
                 u64 ns = min_sleep < 200000 ? min_sleep : 200000;
-                if (ns >= 1000) std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
-                else std::this_thread::yield();
+                if (tl_sleep) tl_sleep(ns);
             }
         }
         tl_block = nullptr;

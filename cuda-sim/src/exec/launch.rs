@@ -195,6 +195,20 @@ fn worker() {
     }
 }
 
+/// The global timer: nanoseconds since the first use in this process.
+extern "C" fn now_ns() -> u64 {
+    static START: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+    u64::try_from(START.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+extern "C" fn sleep_ns(ns: u64) {
+    if ns < 1000 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_nanos(ns));
+    }
+}
+
 fn run_chunk(
     launch: &Launch,
     stacks: &mut Stacks,
@@ -218,6 +232,8 @@ fn run_chunk(
         arm: fault::arm,
         disarm: fault::disarm,
         abort: abort.as_ptr().cast_const().cast::<c_int>(),
+        now_ns,
+        sleep_ns,
     };
     let mut out = SimOutcome { status: SIM_OK, block: Dim3::default(), thread: Dim3::default(), message: [0; 1024] };
     // SAFETY: `sl` follows the ABI: one pointer per parameter, enough stacks for a block, live callbacks;
