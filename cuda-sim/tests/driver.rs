@@ -244,7 +244,10 @@ fn copies_and_memsets_are_bounds_checked() {
     let r = unsafe { cuMemcpyHtoDAsync_v2(p, data.as_ptr().cast(), 101, s) };
     assert_eq!(r, CUresult::CUDA_ERROR_INVALID_VALUE);
     let rep = last_report();
-    assert!(rep.contains("cuMemcpyHtoDAsync") && rep.contains("1 bytes past the end") && rep.contains("100 bytes"), "{rep}");
+    assert!(
+        rep.contains("cuMemcpyHtoDAsync") && rep.contains("1 bytes past the end") && rep.contains("100 bytes"),
+        "{rep}"
+    );
     assert_eq!(cuStreamSynchronize(s), CUresult::CUDA_ERROR_INVALID_VALUE, "the stream is poisoned");
     // Later work on the poisoned stream does not run; other streams keep working.
     let s2 = stream(0);
@@ -341,7 +344,10 @@ fn a_missing_wait_between_writer_and_reader_is_a_race() {
     assert!(rep.starts_with("race on allocation"), "{rep}");
     assert!(rep.contains("kernel `read`") && rep.contains("reads it"), "{rep}");
     assert!(rep.contains("kernel `write`") && rep.contains("which writes it"), "{rep}");
-    assert!(rep.contains(&format!("stream 0x{:x}", w as u64)) && rep.contains(&format!("stream 0x{:x}", r as u64)), "{rep}");
+    assert!(
+        rep.contains(&format!("stream 0x{:x}", w as u64)) && rep.contains(&format!("stream 0x{:x}", r as u64)),
+        "{rep}"
+    );
     assert_eq!(cuStreamSynchronize(w), OK, "the writer's stream is fine");
 }
 
@@ -408,7 +414,10 @@ fn calls_need_a_current_context_and_real_images_are_refused() {
     let mut m = std::ptr::null_mut();
     // SAFETY: the image is read up to its first NUL.
     assert_eq!(unsafe { cuModuleLoadData(&mut m, cubin.as_ptr().cast()) }, CUresult::CUDA_ERROR_INVALID_IMAGE);
-    assert_eq!(try_module("extern \"C\" __global__ void broken( { }").unwrap_err(), CUresult::CUDA_ERROR_INVALID_SOURCE);
+    assert_eq!(
+        try_module("extern \"C\" __global__ void broken( { }").unwrap_err(),
+        CUresult::CUDA_ERROR_INVALID_SOURCE
+    );
     assert!(streamdsl_sim_version() >= 1);
     let mut name = [0i8; 64];
     // SAFETY: writable buffer.

@@ -52,7 +52,16 @@ fn mm_f32(batch: usize, m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f64>) {
         grid,
         tile.threads(),
         s,
-        &mut [arg(&mut pa), arg(&mut pb), arg(&mut pc), arg(&mut mm), arg(&mut nn), arg(&mut kk), arg(&mut sa), arg(&mut sb)],
+        &mut [
+            arg(&mut pa),
+            arg(&mut pb),
+            arg(&mut pc),
+            arg(&mut mm),
+            arg(&mut nn),
+            arg(&mut kk),
+            arg(&mut sa),
+            arg(&mut sb),
+        ],
     );
     assert_eq!(r, OK);
     let c: Vec<f32> = download(dc, batch * m * n, s);
@@ -83,11 +92,20 @@ fn mm_mma(dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>
     let spec = KernelSpec::mm(dtype, MmTile::SMALL);
     let f = function(module(&spec.source()), "mm_mma");
     let to_bits = |v: &[f32]| -> Vec<u16> {
-        v.iter().map(|&x| if dtype == DType::F16 { f16::from_f32(x).to_bits() } else { bf16::from_f32(x).to_bits() }).collect()
+        v.iter()
+            .map(|&x| if dtype == DType::F16 { f16::from_f32(x).to_bits() } else { bf16::from_f32(x).to_bits() })
+            .collect()
     };
-    let from_bits = |b: u16| -> f32 { if dtype == DType::F16 { f16::from_bits(b).to_f32() } else { bf16::from_bits(b).to_f32() } };
+    let from_bits = |b: u16| -> f32 {
+        if dtype == DType::F16 {
+            f16::from_bits(b).to_f32()
+        } else {
+            bf16::from_bits(b).to_f32()
+        }
+    };
     let (a, b) = (to_bits(&rand_vec(batch * m * k, 3)), to_bits(&rand_vec(batch * k * n, 4)));
-    let (af, bf): (Vec<f32>, Vec<f32>) = (a.iter().map(|&x| from_bits(x)).collect(), b.iter().map(|&x| from_bits(x)).collect());
+    let (af, bf): (Vec<f32>, Vec<f32>) =
+        (a.iter().map(|&x| from_bits(x)).collect(), b.iter().map(|&x| from_bits(x)).collect());
     let (da, db, dc) = (alloc(a.len() * 2, s), alloc(b.len() * 2, s), alloc(batch * m * n * 2, s));
     upload(da, &a, s);
     upload(db, &b, s);
@@ -95,7 +113,16 @@ fn mm_mma(dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>
     let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
     let (mut sa, mut sb) = ((m * k) as u64, (k * n) as u64);
     let grid = (n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32);
-    let args = &mut [arg(&mut pa), arg(&mut pb), arg(&mut pc), arg(&mut mm), arg(&mut nn), arg(&mut kk), arg(&mut sa), arg(&mut sb)];
+    let args = &mut [
+        arg(&mut pa),
+        arg(&mut pb),
+        arg(&mut pc),
+        arg(&mut mm),
+        arg(&mut nn),
+        arg(&mut kk),
+        arg(&mut sa),
+        arg(&mut sb),
+    ];
     assert_eq!(launch(f, grid, 128, s, args), OK);
     let c: Vec<u16> = download(dc, batch * m * n, s);
     assert_eq!(cuStreamSynchronize(s), OK, "{}", last_report());
@@ -109,7 +136,10 @@ fn mm_mma_f16_and_bf16_shapes() {
         for (batch, m, k, n) in [(1, 1, 1, 1), (1, 17, 33, 65), (3, 40, 70, 50), (1, 64, 64, 64)] {
             let (c, want) = mm_mma(dtype, batch, m, k, n);
             for (i, (g, w)) in c.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{dtype:?} {batch}x{m}x{k}x{n} element {i}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= tol * (1.0 + w.abs()),
+                    "{dtype:?} {batch}x{m}x{k}x{n} element {i}: {g} vs {w}"
+                );
             }
         }
     }
@@ -188,7 +218,10 @@ fn reduction_with_shared_memory_barriers_and_shuffles() {
     let (mut a, mut nn, mut p) = (dx, n as u64, partial);
     assert_eq!(launch(partial_k, (blocks, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut a), arg(&mut nn), arg(&mut p)]), OK);
     let (mut p2, mut count, mut scale, mut o) = (partial, blocks as u64, 1.0f64, out);
-    assert_eq!(launch(final_k, (1, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut p2), arg(&mut count), arg(&mut scale), arg(&mut o)]), OK);
+    assert_eq!(
+        launch(final_k, (1, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut p2), arg(&mut count), arg(&mut scale), arg(&mut o)]),
+        OK
+    );
     let got: Vec<f32> = download(out, 1, s);
     assert_eq!(got[0], want as f32);
 }
@@ -223,7 +256,11 @@ fn warp_shuffles_votes_and_atomics() {
     for t in 0..64 {
         let lane = (t % 32) as i32;
         let v = &r[t * 6..t * 6 + 6];
-        assert_eq!(v, &[496, 0xAAAA_AAAAu32 as i32, if lane == 0 { 0 } else { lane - 1 }, (31 - lane) * 10, 1, 1], "thread {t}");
+        assert_eq!(
+            v,
+            &[496, 0xAAAA_AAAAu32 as i32, if lane == 0 { 0 } else { lane - 1 }, (31 - lane) * 10, 1, 1],
+            "thread {t}"
+        );
     }
     let counter = alloc(8, s);
     let total = alloc(4, s);
@@ -267,8 +304,26 @@ fn cvt_host_forms_round_like_the_ptx_isa() {
     setup();
     let s = stream(0);
     let f = function(module(CONVERSIONS), "cvt");
-    let mut xs: Vec<f32> = vec![0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, 1e-8, 5.96e-8, 2.98e-8, 2.99e-8, 6.1e-5,
-        -3.0e38, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, 1.0e-40, 3.3895314e38, 3.4e38];
+    let mut xs: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        65504.0,
+        65519.99,
+        65520.0,
+        1e-8,
+        5.96e-8,
+        2.98e-8,
+        2.99e-8,
+        6.1e-5,
+        -3.0e38,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
+        1.0e-40,
+        3.3895314e38,
+        3.4e38,
+    ];
     let mut seed = 0x1234_5678u32;
     for _ in 0..20000 {
         seed ^= seed << 13;
@@ -281,7 +336,8 @@ fn cvt_host_forms_round_like_the_ptx_isa() {
     }
     let ds: Vec<f64> = xs.iter().enumerate().map(|(i, &x)| x as f64 * (1.0 + i as f64 * 1e-9) + 1e-300).collect();
     let n = xs.len();
-    let (dx, dd, dh, db, dback, drz) = (alloc(n * 4, s), alloc(n * 8, s), alloc(n * 2, s), alloc(n * 2, s), alloc(n * 4, s), alloc(n * 4, s));
+    let (dx, dd, dh, db, dback, drz) =
+        (alloc(n * 4, s), alloc(n * 8, s), alloc(n * 2, s), alloc(n * 2, s), alloc(n * 4, s), alloc(n * 4, s));
     upload(dx, &xs, s);
     upload(dd, &ds, s);
     let (mut a, mut b, mut c, mut d, mut e, mut g, mut nn) = (dx, dd, dh, db, dback, drz, n as i32);

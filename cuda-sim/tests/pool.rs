@@ -30,7 +30,7 @@ fn out_of_memory_at_capacity_and_recovery() {
     // SAFETY: out-parameter.
     assert_eq!(unsafe { cuMemAllocAsync(&mut p, 600 << 10, s) }, CUresult::CUDA_ERROR_OUT_OF_MEMORY);
     // A free that has not run yet (its stream is blocked) does not give the memory back.
-    assert_eq!(cuLaunchHostFunc(fs, Some(wait_flag), (&GATE as *const _ as *mut c_void)), OK);
+    assert_eq!(cuLaunchHostFunc(fs, Some(wait_flag), &GATE as *const _ as *mut c_void), OK);
     let e = record(s);
     assert_eq!(cuStreamWaitEvent(fs, e, 0), OK);
     assert_eq!(cuMemFreeAsync(a, fs), OK);

@@ -23,7 +23,7 @@ fn saxpy_runs() {
     assert_eq!(launch(f, (3, 1, 1), 128, s, &mut [arg(&mut a), arg(&mut px), arg(&mut py), arg(&mut nn)]), OK);
     let out: Vec<f32> = download(dy, n, s);
     assert_eq!(cuStreamSynchronize(s), OK);
-    for i in 0..n {
-        assert_eq!(out[i], 2.0 * i as f32 + 1.0);
+    for (i, v) in out.iter().enumerate() {
+        assert_eq!(*v, 2.0 * i as f32 + 1.0);
     }
 }

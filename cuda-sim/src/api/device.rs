@@ -211,7 +211,8 @@ pub unsafe extern "C" fn cuGetErrorName(code: c_uint, out: *mut *const c_char) -
     static NAMES: LazyLock<Mutex<HashMap<c_uint, usize>>> = LazyLock::new(Mutex::default);
     guard("cuGetErrorName", false, || {
         let Some((name, _)) = error_text(code) else { return CUresult::CUDA_ERROR_INVALID_VALUE };
-        let ptr = *NAMES.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_insert_with(|| leak(name.into()) as usize);
+        let ptr =
+            *NAMES.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_insert_with(|| leak(name.into()) as usize);
         // SAFETY: per the contract.
         status(unsafe { put(out, ptr as *const c_char) })
     })

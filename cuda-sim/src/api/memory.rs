@@ -121,7 +121,10 @@ pub extern "C" fn cuMemFree_v2(dptr: CUdeviceptr) -> CUresult {
         let stamp = race::begin(race::HOST, |seq| format!("cuMemFree by the host (op {seq})"));
         if !a.mark_free_enqueued(Arc::clone(&stamp.what)) {
             let first = a.freed_by().map(|f| f.to_string()).unwrap_or_default();
-            report(CUresult::CUDA_ERROR_INVALID_VALUE, format!("double free: {} frees {} (already freed by {first})", stamp.what, a.describe()));
+            report(
+                CUresult::CUDA_ERROR_INVALID_VALUE,
+                format!("double free: {} frees {} (already freed by {first})", stamp.what, a.describe()),
+            );
             return CUresult::CUDA_ERROR_INVALID_VALUE;
         }
         if let Err(text) = race::access(&stamp, &[(a.id, Mode::Free, a.describe())]) {
@@ -252,16 +255,28 @@ fn enqueue_checked(
 /// # Safety
 /// `src` must be readable for `bytes`.
 #[no_mangle]
-pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(dst: CUdeviceptr, src: *const c_void, bytes: usize, stream: CUstream) -> CUresult {
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
+    dst: CUdeviceptr,
+    src: *const c_void,
+    bytes: usize,
+    stream: CUstream,
+) -> CUresult {
     guard("cuMemcpyHtoDAsync", true, || {
         if src.is_null() && bytes > 0 {
             return CUresult::CUDA_ERROR_INVALID_VALUE;
         }
-        enqueue_checked("cuMemcpyHtoDAsync", stream, bytes, &[(dst, Mode::Write, "destination")], || {
-            // SAFETY: per the contract.
-            let data = unsafe { std::slice::from_raw_parts(src.cast::<u8>(), bytes) }.to_vec();
-            Ok(Work::HtoD { dst, data })
-        }, false)
+        enqueue_checked(
+            "cuMemcpyHtoDAsync",
+            stream,
+            bytes,
+            &[(dst, Mode::Write, "destination")],
+            || {
+                // SAFETY: per the contract.
+                let data = unsafe { std::slice::from_raw_parts(src.cast::<u8>(), bytes) }.to_vec();
+                Ok(Work::HtoD { dst, data })
+            },
+            false,
+        )
     })
 }
 
@@ -270,14 +285,24 @@ pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(dst: CUdeviceptr, src: *const c_vo
 /// # Safety
 /// `dst` must be writable for `bytes`.
 #[no_mangle]
-pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(dst: *mut c_void, src: CUdeviceptr, bytes: usize, stream: CUstream) -> CUresult {
+pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
+    dst: *mut c_void,
+    src: CUdeviceptr,
+    bytes: usize,
+    stream: CUstream,
+) -> CUresult {
     guard("cuMemcpyDtoHAsync", true, || {
         if dst.is_null() && bytes > 0 {
             return CUresult::CUDA_ERROR_INVALID_VALUE;
         }
-        enqueue_checked("cuMemcpyDtoHAsync", stream, bytes, &[(src, Mode::Read, "source")], || {
-            Ok(Work::DtoH { dst: dst as usize, src, bytes })
-        }, true)
+        enqueue_checked(
+            "cuMemcpyDtoHAsync",
+            stream,
+            bytes,
+            &[(src, Mode::Read, "source")],
+            || Ok(Work::DtoH { dst: dst as usize, src, bytes }),
+            true,
+        )
     })
 }
 
@@ -294,9 +319,14 @@ pub extern "C" fn cuMemcpyDtoDAsync_v2(dst: CUdeviceptr, src: CUdeviceptr, bytes
 #[no_mangle]
 pub extern "C" fn cuMemsetD8Async(dst: CUdeviceptr, value: u8, count: usize, stream: CUstream) -> CUresult {
     guard("cuMemsetD8Async", true, || {
-        enqueue_checked("cuMemsetD8Async", stream, count, &[(dst, Mode::Write, "destination")], || {
-            Ok(Work::Memset { dst, value, bytes: count })
-        }, false)
+        enqueue_checked(
+            "cuMemsetD8Async",
+            stream,
+            count,
+            &[(dst, Mode::Write, "destination")],
+            || Ok(Work::Memset { dst, value, bytes: count }),
+            false,
+        )
     })
 }
 

@@ -185,9 +185,8 @@ pub fn allocate(size: u64, device: usize, pooled: bool, allocated_by: Origin) ->
     t.next += region;
     // SAFETY: the pages are inside our reservation and not handed out before (the bump pointer never goes
     // back).
-    let ok = unsafe {
-        libc::mprotect(map_start as *mut libc::c_void, map_len, libc::PROT_READ | libc::PROT_WRITE) == 0
-    };
+    let ok =
+        unsafe { libc::mprotect(map_start as *mut libc::c_void, map_len, libc::PROT_READ | libc::PROT_WRITE) == 0 };
     if !ok {
         return None;
     }
@@ -250,7 +249,10 @@ pub fn describe_address(addr: u64) -> String {
     match place(addr) {
         Place::Inside(a, off) => {
             if let Some(f) = a.freed_by() {
-                format!("address 0x{addr:x} is {off} bytes into a freed {} (use after free; freed by {f})", a.describe())
+                format!(
+                    "address 0x{addr:x} is {off} bytes into a freed {} (use after free; freed by {f})",
+                    a.describe()
+                )
             } else if off < 0 {
                 format!("address 0x{addr:x} is {} bytes before the start of {}", -off, a.describe())
             } else {

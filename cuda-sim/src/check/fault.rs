@@ -75,7 +75,9 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
     // instruction runs again and takes it).
     // SAFETY: reading the actions saved by `install`, which completed before this handler was installed.
     unsafe {
-        let old = if sig == libc::SIGBUS { (&raw const OLD_BUS).cast::<libc::sigaction>() } else {
+        let old = if sig == libc::SIGBUS {
+            (&raw const OLD_BUS).cast::<libc::sigaction>()
+        } else {
             (&raw const OLD_SEGV).cast::<libc::sigaction>()
         };
         let old = &*old;

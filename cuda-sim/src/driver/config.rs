@@ -67,14 +67,13 @@ pub fn config() -> &'static Config {
         name: var("STREAMDSL_SIM_NAME").unwrap_or_else(|| "streamdsl simulated GPU".into()),
         jitter: var("STREAMDSL_SIM_JITTER").is_some_and(|v| v != "0"),
         seed: parsed("STREAMDSL_SIM_SEED", |_: &u64| true),
-        workers: parsed("STREAMDSL_SIM_WORKERS", |n: &usize| (1..=256).contains(n)).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
-        }),
+        workers: parsed("STREAMDSL_SIM_WORKERS", |n: &usize| (1..=256).contains(n))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)),
         align: parsed("STREAMDSL_SIM_ALIGN", |n: &usize| n.is_power_of_two() && *n <= 4096),
         quiet: var("STREAMDSL_SIM_QUIET").is_some_and(|v| v != "0"),
-        cache_dir: var("STREAMDSL_SIM_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("streamdsl").join("sim")
-        }),
+        cache_dir: var("STREAMDSL_SIM_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("streamdsl").join("sim")),
         opt: var("STREAMDSL_SIM_OPT").unwrap_or_else(|| "-O2".into()),
     })
 }

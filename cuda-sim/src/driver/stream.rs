@@ -154,7 +154,14 @@ impl Stream {
             device,
             priority,
             flags,
-            inner: Mutex::new(Inner { queue: VecDeque::new(), worker: false, enqueued: 0, completed: 0, poison: None, rng }),
+            inner: Mutex::new(Inner {
+                queue: VecDeque::new(),
+                worker: false,
+                enqueued: 0,
+                completed: 0,
+                poison: None,
+                rng,
+            }),
             cv: Condvar::new(),
         })
     }
@@ -175,9 +182,7 @@ impl Stream {
         g.enqueued += 1;
         if !g.worker {
             let me = Arc::clone(self);
-            let spawned = std::thread::Builder::new()
-                .name(format!("sim-stream-{:x}", self.id))
-                .spawn(move || me.run());
+            let spawned = std::thread::Builder::new().name(format!("sim-stream-{:x}", self.id)).spawn(move || me.run());
             match spawned {
                 Ok(_) => g.worker = true,
                 Err(_) => {
@@ -200,7 +205,8 @@ impl Stream {
                         let delay = if config().jitter { splitmix(&mut g.rng) % 300 } else { 0 };
                         break (op, g.poison.clone(), delay);
                     }
-                    let (g2, to) = self.cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner());
+                    let (g2, to) =
+                        self.cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner());
                     g = g2;
                     if to.timed_out() && g.queue.is_empty() {
                         g.worker = false;
@@ -238,23 +244,27 @@ impl Stream {
     fn execute(&self, work: Work) -> Result<(), Fault> {
         match work {
             Work::Kernel(launch) => crate::exec::launch::run(&launch, self),
-            // SAFETY (copies and memset): the device ranges were checked against live allocations when the
-            // operation was enqueued, and a free of them cannot have run before (it would have been
-            // reported as a race and not run, or the copy reported as a use after free); host ranges are the
-            // caller's contract, as with the real driver.
+            // Copies and memset: the device ranges were checked against live allocations when the operation
+            // was enqueued, and a free of them cannot have run before (it would have been reported as a race
+            // and not run, or the copy reported as a use after free); host ranges are the caller's contract,
+            // as with the real driver.
             Work::HtoD { dst, data } => {
+                // SAFETY: see above; `data` is ours.
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
                 Ok(())
             }
             Work::DtoH { dst, src, bytes } => {
+                // SAFETY: see above; `dst` is writable for `bytes` (the caller's contract).
                 unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, bytes) };
                 Ok(())
             }
             Work::DtoD { dst, src, bytes } => {
+                // SAFETY: see above; the ranges may overlap (a copy within one allocation): `copy` is memmove.
                 unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
                 Ok(())
             }
             Work::Memset { dst, value, bytes } => {
+                // SAFETY: see above.
                 unsafe { std::ptr::write_bytes(dst as *mut u8, value, bytes) };
                 Ok(())
             }

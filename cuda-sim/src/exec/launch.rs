@@ -43,7 +43,13 @@ impl Launch {
     /// # Safety
     /// `args` must hold one readable pointer per parameter of `function`, each to a value of that
     /// parameter's size.
-    pub unsafe fn new(function: Arc<Function>, grid: Dim3, block: Dim3, args: &[*const c_void], what: String) -> Launch {
+    pub unsafe fn new(
+        function: Arc<Function>,
+        grid: Dim3,
+        block: Dim3,
+        args: &[*const c_void],
+        what: String,
+    ) -> Launch {
         let mut storage: Vec<Vec<u64>> = Vec::with_capacity(args.len());
         for (p, &src) in function.params.iter().zip(args) {
             let mut buf = vec![0u64; p.size.div_ceil(8).max(1)];
@@ -265,7 +271,9 @@ fn run_chunk(
             };
             (CUresult::CUDA_ERROR_ILLEGAL_ADDRESS, format!("{access} by {} on {stream}, {place}: {what}", launch.what))
         }
-        SIM_DEADLOCK => (CUresult::CUDA_ERROR_LAUNCH_FAILED, format!("{} on {stream}, {place}: {message}", launch.what)),
+        SIM_DEADLOCK => {
+            (CUresult::CUDA_ERROR_LAUNCH_FAILED, format!("{} on {stream}, {place}: {message}", launch.what))
+        }
         _ => {
             let code = if message.contains("assertion") {
                 CUresult::CUDA_ERROR_ASSERT
