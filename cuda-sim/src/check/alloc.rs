@@ -75,7 +75,7 @@ impl Allocation {
             self.allocated_by
         );
         if let Some(f) = self.freed_by() {
-            s.push_str(&format!(", freed by {f}"));
+            s.push_str(&format!(", free enqueued by {f}"));
         }
         s
     }
@@ -260,8 +260,7 @@ pub fn describe_address(addr: u64) -> String {
             }
         }
         Place::PastEnd(a, past) => {
-            let freed = if a.freed_by().is_some() { " (which is also freed)" } else { "" };
-            format!("address 0x{addr:x} is {past} bytes past the end of {}{freed}", a.describe())
+            format!("address 0x{addr:x} is {past} bytes past the end of {}", a.describe())
         }
         Place::Unknown => format!("address 0x{addr:x} is not in any device allocation (a null, host or stray pointer)"),
     }
