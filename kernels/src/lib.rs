@@ -4,13 +4,17 @@
 //! Each `.cu` file is specialised by defines that the runtime prepends (element types, tile sizes); the
 //! headers are resolved by name through [`HEADERS`] (the runtime inlines them). The sources need no CUDA
 //! headers: 16-bit types are storage structs converted with PTX `cvt`, tensor cores are used through
-//! inline-PTX `mma.sync`, so NVRTC alone compiles them.
+//! inline-PTX `mma.sync`, so NVRTC alone compiles them. All inline PTX sits behind the named device functions
+//! of [`PTX`] (`ptx.cuh`), which streamdsl's simulated driver replaces with host forms.
 //!
 //! ```
 //! assert!(streamdsl_kernels::MM.contains("mm_tiled"));
 //! assert!(streamdsl_kernels::HEADERS.iter().any(|(name, _)| *name == "philox.cuh"));
 //! ```
 
+/// Named device functions for the inline PTX the kernels use (`cvt`, `%globaltimer`, `nanosleep`,
+/// `mma.sync.m16n8k16`); hidden under `STREAMDSL_SIM`, where the simulator supplies host forms.
+pub const PTX: &str = include_str!("cuda/ptx.cuh");
 /// Element conversions and the grid-stride loop shared by every kernel.
 pub const COMMON: &str = include_str!("cuda/common.cuh");
 /// Philox4x32-10 and the uniform mapping, bit-compatible with the CPU backend.
@@ -33,4 +37,5 @@ pub const MM: &str = include_str!("cuda/mm.cu");
 pub const BUSY: &str = include_str!("cuda/busy.cu");
 
 /// The headers the sources include, by the name they are included as.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", COMMON), ("philox.cuh", PHILOX), ("math.cuh", MATH)];
+pub const HEADERS: &[(&str, &str)] =
+    &[("common.cuh", COMMON), ("philox.cuh", PHILOX), ("ptx.cuh", PTX), ("math.cuh", MATH)];

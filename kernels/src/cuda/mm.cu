@@ -3,8 +3,9 @@
 //
 // mm_tiled (f32, f64): shared-memory tiles of BM×BK and BK×BN, each thread accumulating a TM×TN register
 // block in ACC. Defines: T, ACC, BM, BN, BK, TM, TN.
-// mm_mma (f16, bf16): tensor cores through inline-PTX `mma.sync.m16n8k16` with f32 accumulation; a 64×64
-// block tile, four warps of 32×32, BK = 32. Defines: T, MMA (1), MMA_AB ("f16" or "bf16").
+// mm_mma (f16, bf16): tensor cores through `mma.sync.m16n8k16` (ptx.cuh) with f32 accumulation; a 64×64
+// block tile, four warps of 32×32, BK = 32. Defines: T, MMA (1), MMA_AB ("f16" or "bf16"; the element type T
+// picks the instruction).
 #include "common.cuh"
 
 #ifndef MMA
@@ -73,8 +74,14 @@ mm_tiled(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C, in
 #define WM_BK 32
 #define A_LD (WM_BK + 8)   // padded (16-bit elements; even, so pairs load as one 32-bit word)
 #define B_LD (WM_TILE + 8)
-#define MMA_INSTR "mma.sync.aligned.m16n8k16.row.col.f32." MMA_AB "." MMA_AB ".f32 " \
-                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+
+// One mma.sync.m16n8k16 (ptx.cuh) for the element type: acc += A·B.
+__device__ __forceinline__ void mma_tile(f16_t, float (&acc)[4], const u32 (&a)[4], const u32 (&b)[2]) {
+    ptx_mma_m16n8k16_f16(acc, a, b);
+}
+__device__ __forceinline__ void mma_tile(bf16_t, float (&acc)[4], const u32 (&a)[4], const u32 (&b)[2]) {
+    ptx_mma_m16n8k16_bf16(acc, a, b);
+}
 
 __device__ __forceinline__ u32 pack(unsigned short lo, unsigned short hi) { return (u32)lo | ((u32)hi << 16); }
 
@@ -129,10 +136,7 @@ mm_mma(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C, int 
             #pragma unroll
             for (int i = 0; i < 2; ++i)
                 #pragma unroll
-                for (int j = 0; j < 4; ++j)
-                    asm volatile(MMA_INSTR
-                                 : "+f"(acc[i][j][0]), "+f"(acc[i][j][1]), "+f"(acc[i][j][2]), "+f"(acc[i][j][3])
-                                 : "r"(a[i][0]), "r"(a[i][1]), "r"(a[i][2]), "r"(a[i][3]), "r"(b[j][0]), "r"(b[j][1]));
+                for (int j = 0; j < 4; ++j) mma_tile(T(), acc[i][j], a[i], b[j]);
         }
         __syncthreads();
     }

@@ -256,10 +256,16 @@ impl CudaMachine {
         }
         self.bind();
         if !modules.contains_key(spec.name()) {
-            let compiled = self.cache.get_or_compile(&self.nvrtc, spec, self.arch)?;
+            // The simulated driver (cuda-sim) runs CUDA C, not CUBIN: it gets the assembled source after a magic
+            // first line, NUL-terminated. A real driver gets the NVRTC CUBIN.
+            let image: Vec<u8> = if on_simulator() {
+                format!("//streamdsl-sim-source v1\n{}\0", spec.source()).into_bytes()
+            } else {
+                self.cache.get_or_compile(&self.nvrtc, spec, self.arch)?.cubin.to_vec()
+            };
             let mut module: CUmodule = std::ptr::null_mut();
-            // SAFETY: the CUBIN bytes are a complete image for this device's arch.
-            check("cuModuleLoadData", unsafe { sys::cuModuleLoadData(&mut module, compiled.cubin.as_ptr().cast()) })?;
+            // SAFETY: the image is a complete CUBIN for this device's arch, or NUL-terminated simulator source.
+            check("cuModuleLoadData", unsafe { sys::cuModuleLoadData(&mut module, image.as_ptr().cast()) })?;
             modules.insert(spec.name().to_string(), (module, HashMap::new()));
         }
         let (module, fns) = modules.get_mut(spec.name()).expect("inserted above");
@@ -642,4 +648,11 @@ impl DeviceBuffer {
     pub(crate) fn free_after(&self, points: Vec<Point>) {
         self.machine.free_after(self.ptr, points);
     }
+}
+
+/// Whether the loaded driver is streamdsl's simulator (it exports `streamdsl_sim_version`).
+fn on_simulator() -> bool {
+    static SIM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: the driver library is loaded (a machine exists); looking a symbol up has no side effects.
+    *SIM.get_or_init(|| unsafe { sys::culib().get::<unsafe extern "C" fn() -> u32>(b"streamdsl_sim_version").is_ok() })
 }
