@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use streamdsl::prelude::*;
 use streamdsl_tests::{block, Rendezvous};
 
+/// The device implicit ops outside a scope use, so these tests run on the CPU and, on the simulated driver or a
+/// GPU (`STREAMDSL_DEVICE=cuda`), on CUDA.
 fn dev() -> Device {
-    Device::cpu()
+    Device::default()
 }
 
 #[test]

@@ -233,10 +233,14 @@ impl CudaMachine {
         }
     }
 
-    /// Locks the machine's state, first doing the driver calls that host callbacks had to defer.
+    /// Locks the machine's state, first doing the driver calls that host callbacks had to defer (not from
+    /// inside a host callback, where no driver call is allowed: there the state is only read).
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.bind();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if in_host_callback() {
+            return st;
+        }
+        self.bind();
         let frees = std::mem::take(&mut *lock_deferred(&self.deferred_frees));
         for (ptr, points) in frees {
             self.free_after_points(&mut st, ptr, points);
@@ -280,6 +284,7 @@ impl CudaMachine {
 
     /// Allocates `bytes` from the device pool, ordered on `stream`.
     pub(crate) fn alloc(self: &Arc<Self>, stream: u64, bytes: usize) -> Result<DeviceBuffer> {
+        crate::backend::refuse_in_host_work("alloc")?;
         let st = self.lock();
         let raw = st.streams.get(&stream).and_then(|s| s.raw).unwrap_or(self.free_stream);
         let mut ptr: CUdeviceptr = 0;
