@@ -28,7 +28,7 @@ pub const RANDN: &str = include_str!("cuda/randn.cu");
 pub const ELEMENTWISE: &str = include_str!("cuda/elementwise.cu");
 /// `convert` between element types.
 pub const CONVERT: &str = include_str!("cuda/convert.cu");
-/// Deterministic two-pass `sum_partial` / `sum_final`.
+/// `sum_chunks` / `sum_chunks_f64` / `sum_write`: sums along a fixed tree that depends only on the length.
 pub const REDUCE: &str = include_str!("cuda/reduce.cu");
 /// `mm_tiled` (f32/f64, register-blocked) and `mm_mma` (f16/bf16 on tensor cores, f32 accumulation).
 pub const MM: &str = include_str!("cuda/mm.cu");

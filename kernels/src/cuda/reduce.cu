@@ -1,32 +1,42 @@
-// Sum reduction in double, deterministic: a first pass writes one partial sum per block, a second pass
-// (one block) adds the partials in a fixed order and writes scale * total as T. Defines: T, BLOCK (threads).
+// Sum reduction in double along a fixed tree that depends only on the element count, so every GPU (whatever
+// its multiprocessor count) and the CPU backend (whatever its thread count) give the same bits:
+//   - the input is cut into chunks of SUM_CHUNK = 16 * BLOCK elements, one block per chunk;
+//   - thread t adds elements t, t + BLOCK, t + 2 BLOCK, ... of its chunk in order, starting from 0.0;
+//   - the block's BLOCK partial sums are added pairwise: lane t += lane t + s for s = BLOCK/2, ..., 1;
+//   - the chunk sums are summed again the same way until one value is left; `sum_write` scales it and rounds
+//     it once to T.
+// Defines: T (element type), BLOCK (threads per block, a power of two).
 #include "common.cuh"
 
-__device__ __forceinline__ double block_sum(double v) {
-    __shared__ double warp_sums[BLOCK / 32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    if (lane == 0) warp_sums[warp] = v;
+#define SUM_CHUNK (16 * (u64)BLOCK)
+
+template <typename E> __device__ __forceinline__ void chunk_sum(const E* __restrict__ in, u64 n, double* __restrict__ out) {
+    __shared__ double lanes[BLOCK];
+    const u64 start = (u64)blockIdx.x * SUM_CHUNK;
+    const u64 end = start + SUM_CHUNK < n ? start + SUM_CHUNK : n;
+    double acc = 0.0;
+    for (u64 i = start + threadIdx.x; i < end; i += BLOCK) acc = __dadd_rn(acc, to_double(in[i]));
+    lanes[threadIdx.x] = acc;
     __syncthreads();
-    v = threadIdx.x < BLOCK / 32 ? warp_sums[threadIdx.x] : 0.0;
-    if (warp == 0) {
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) lanes[threadIdx.x] = __dadd_rn(lanes[threadIdx.x], lanes[threadIdx.x + s]);
+        __syncthreads();
     }
-    return v;
+    if (threadIdx.x == 0) out[blockIdx.x] = lanes[0];
 }
 
-extern "C" __global__ void __launch_bounds__(BLOCK) sum_partial(const T* __restrict__ a, u64 n,
-                                                                 double* __restrict__ partial) {
-    double acc = 0.0;
-    FOR_EACH_INDEX(i, n) { acc += to_double(a[i]); }
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+// One level of the tree over the input: out[c] = the sum of chunk c of a[0..n).
+extern "C" __global__ void __launch_bounds__(BLOCK) sum_chunks(const T* __restrict__ a, u64 n, double* __restrict__ out) {
+    chunk_sum(a, n, out);
 }
 
-extern "C" __global__ void __launch_bounds__(BLOCK) sum_final(const double* __restrict__ partial, u64 count,
-                                                               double scale, T* __restrict__ out) {
-    double acc = 0.0;
-    for (u64 i = threadIdx.x; i < count; i += BLOCK) acc += partial[i];
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) out[0] = from_double<T>(acc * scale);
+// One level of the tree over the previous level's sums.
+extern "C" __global__ void __launch_bounds__(BLOCK) sum_chunks_f64(const double* __restrict__ a, u64 n,
+                                                                   double* __restrict__ out) {
+    chunk_sum(a, n, out);
+}
+
+// out[0] = scale * total, rounded once to T.
+extern "C" __global__ void sum_write(const double* __restrict__ total, double scale, T* __restrict__ out) {
+    out[0] = from_double<T>(__dmul_rn(total[0], scale));
 }

@@ -85,7 +85,7 @@ pub fn cuda_type(dtype: DType) -> &'static str {
 const ALL: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
 
 /// Threads per block of the reduction kernels.
-pub const REDUCE_BLOCK: u32 = 256;
+pub const REDUCE_BLOCK: u32 = crate::math::SUM_LANES as u32;
 
 impl KernelSpec {
     fn new(
@@ -153,14 +153,14 @@ impl KernelSpec {
         )
     }
 
-    /// The two-pass sum of `dtype`.
+    /// The sum of `dtype` along the fixed tree (see `reduce.cu`): one launch per level, then `sum_write`.
     pub fn reduce(dtype: DType) -> KernelSpec {
         Self::new(
             format!("reduce.{dtype}"),
             "reduce.cu",
             streamdsl_kernels::REDUCE,
             vec![("T", cuda_type(dtype).to_string()), ("BLOCK", REDUCE_BLOCK.to_string())],
-            &["sum_partial", "sum_final"],
+            &["sum_chunks", "sum_chunks_f64", "sum_write"],
         )
     }
 

@@ -80,11 +80,15 @@ mod convert;
 mod double;
 mod reduce;
 mod single;
+mod sum;
 
 #[cfg(test)]
 mod tests;
 
 pub use convert::{f32_to_bf16, f32_to_f16, f64_to_bf16, f64_to_f16, round_to_odd_f32, CANONICAL_NAN_16};
+#[cfg(test)]
+pub(crate) use sum::tree_sum;
+pub(crate) use sum::{chunk_sum, SUM_CHUNK, SUM_LANES};
 
 /// The NaN every binary32 function returns for a NaN input or an invalid argument: `0x7FFFFFFF`.
 ///

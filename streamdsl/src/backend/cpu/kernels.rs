@@ -10,6 +10,7 @@ use crate::backend::{BinaryOp, MatmulDims};
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
+use crate::math::{chunk_sum, SUM_CHUNK};
 use crate::rng::{counter, key, normals_f32, normals_f64, philox4x32_10};
 use crate::shape::broadcast_strides;
 
@@ -124,14 +125,18 @@ pub(crate) fn convert<T: Element, U: Element>(a: &[T], out: &mut [U]) {
     });
 }
 
-/// The sum of `a`, accumulated in `f64` (pairwise over chunks).
+/// The sum of `a` in f64 along the fixed tree of `crate::math` (the CUDA kernel's tree): the same bits for any
+/// number of threads. The chunks of each level are summed in parallel; their sums are kept in order.
 pub(crate) fn sum<T: Element>(a: &[T]) -> f64 {
-    let serial = |c: &[T]| c.iter().map(|x| x.to_f64()).sum::<f64>();
-    if a.len() < PAR_MIN {
-        serial(a)
+    let mut level: Vec<f64> = if a.len() < PAR_MIN {
+        a.chunks(SUM_CHUNK).map(|c| chunk_sum(c, T::to_f64)).collect()
     } else {
-        a.par_chunks(1 << 14).map(serial).sum()
+        a.par_chunks(SUM_CHUNK).map(|c| chunk_sum(c, T::to_f64)).collect()
+    };
+    while level.len() > 1 {
+        level = level.chunks(SUM_CHUNK).map(|c| chunk_sum(c, |v| v)).collect();
     }
+    level.first().copied().unwrap_or(0.0)
 }
 
 /// `out = a · b` for row-major operands. f32 and f64 multiply natively; f16 and bf16 are widened to f32,
@@ -219,6 +224,17 @@ fn gemm_native<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_follow_the_fixed_tree_whatever_the_threads() {
+        let v: Vec<f32> = (0..1_000_003u64).map(|i| ((i * 7919) % 1000) as f32 * 0.001 - 0.5).collect();
+        let reference = crate::math::tree_sum(&v, f64::from);
+        assert_eq!(sum(&v).to_bits(), reference.to_bits());
+        for threads in [1, 2, 3, 16] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            assert_eq!(pool.install(|| sum(&v)).to_bits(), reference.to_bits(), "{threads} rayon threads");
+        }
+    }
 
     #[test]
     fn broadcasting_walks_the_right_elements() {

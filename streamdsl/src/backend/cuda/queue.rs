@@ -202,22 +202,51 @@ impl Kernels for Queue<'_> {
     }
 
     /// `out[0] = scale · Σ a`, deterministic: per-block partial sums in f64, then one block adds them in order.
+    /// `out[0] = scale · Σ a` along the fixed tree of `reduce.cu` (the CPU backend's): one launch per level
+    /// of `SUM_CHUNK`-element chunks, independent of the device's multiprocessor count.
     fn sum<T: Element>(&self, op: &'static str, a: &Arc<Storage<T>>, scale: f64, out: &Arc<Storage<T>>) -> Result<()> {
         let spec = KernelSpec::reduce(T::DTYPE);
         let n = a.len() as u64;
+        let chunk = crate::math::SUM_CHUNK as u64;
+        let blocks = move |count: u64| {
+            u32::try_from(count.div_ceil(chunk)).map_err(|_| Error::InvalidArgument {
+                op,
+                reason: format!("{count} elements are more than the CUDA sum's {} chunks of {chunk}", u32::MAX),
+            })
+        };
+        blocks(n)?;
         self.submit(op, &[a], out, move |l, ins, mut dst| {
-            let blocks = l.blocks_for(n);
-            let mut partial = l.scratch(blocks as usize * size_of::<f64>())?;
-            let (mut src, mut n, mut count, mut scale) = (ins[0], n, u64::from(blocks), scale);
-            // SAFETY: `sum_partial(const T* a, u64 n, double* partial)` writes one partial per block into
-            // `partial` (`blocks` doubles); `sum_final(const double*, u64 count, double scale, T* out)` reads
-            // them and writes `out[0]`; the scratch is freed after both, on this stream.
+            // Level 0 reads the tensor; each later level reads the previous level's sums, until one is left.
+            let (mut src, mut count, mut entry) = (ins[0], n, "sum_chunks");
+            let mut scratch = Vec::new();
+            loop {
+                let grid = blocks(count)?;
+                let mut sums = l.scratch(grid as usize * size_of::<f64>())?;
+                scratch.push(sums);
+                let mut n = count;
+                // SAFETY: `sum_chunks(const T*, u64 n, double* out)` / `sum_chunks_f64(const double*, u64 n,
+                // double* out)` read `n` values at `src` (the tensor, or the previous level's `count` sums) and
+                // write one sum per block into `sums` (`grid` doubles).
+                unsafe {
+                    l.launch(
+                        &spec,
+                        entry,
+                        (grid, 1, 1),
+                        REDUCE_BLOCK,
+                        &mut [arg(&mut src), arg(&mut n), arg(&mut sums)],
+                    )?
+                };
+                (src, count, entry) = (sums, u64::from(grid), "sum_chunks_f64");
+                if count == 1 {
+                    break;
+                }
+            }
+            let mut scale = scale;
+            // SAFETY: `sum_write(const double* total, double scale, T* out)` reads the one sum left and writes
+            // `out[0]`; every scratch buffer is freed after, on this stream, once.
             unsafe {
-                let args = &mut [arg(&mut src), arg(&mut n), arg(&mut partial)];
-                l.launch(&spec, "sum_partial", (blocks, 1, 1), REDUCE_BLOCK, args)?;
-                let args = &mut [arg(&mut partial), arg(&mut count), arg(&mut scale), arg(&mut dst)];
-                l.launch(&spec, "sum_final", (1, 1, 1), REDUCE_BLOCK, args)?;
-                l.free(partial)
+                l.launch(&spec, "sum_write", (1, 1, 1), 1, &mut [arg(&mut src), arg(&mut scale), arg(&mut dst)])?;
+                scratch.into_iter().try_for_each(|p| l.free(p))
             }
         })
     }
