@@ -249,6 +249,7 @@ def fmt(v):
 class Cell:
     def __init__(self):
         self.values = []  # in the row's unit
+        self.seconds = []  # per op
         self.reps = []
         self.note = None  # "unsupported: …", "skipped: …" or "error: …"
 
@@ -299,6 +300,22 @@ def share_of_machine(row, cells, probes):
     return None
 
 
+def probe(runner, probes):
+    """The FMA peak and the bandwidth, keeping the best of this and any earlier measurement."""
+    for name, request in (("fma", {"cmd": "probe_fma", "seconds": 0.2}), ("bandwidth", {"cmd": "probe_bandwidth"})):
+        reply = runner.ask(request, 300)
+        if reply.get("ok"):
+            old = probes.get(name)
+            if old is None:
+                probes[name] = reply
+            else:
+                for k, v in reply.items():
+                    if isinstance(v, float) and v > old.get(k, 0):
+                        old[k] = v
+                        if k == "gflops":
+                            old["isa"] = reply.get("isa")
+
+
 def run_rounds(rows, runners, args, log):
     cells = {row.key: {r.name: Cell() for r in runners} for row in rows}
     timeout = args.timeout
@@ -314,8 +331,14 @@ def run_rounds(rows, runners, args, log):
                 if runner.name in row.skip and not args.slow:
                     cell.note = "skipped: " + row.skip[runner.name]
                     continue
+                if cell.seconds and len(cell.seconds) >= 3 and statistics.median(cell.seconds) > args.slow_op:
+                    continue  # one op takes seconds: three samples are enough
+                # Let the previous tool's threads go to sleep first: OpenBLAS's and OpenMP's workers spin for a
+                # while after a parallel region and would steal the cores of the next tool's sample.
+                time.sleep(args.gap)
                 reply = runner.ask({"cmd": "run", "case": row.spec, "min_time": args.min_time}, timeout)
                 if reply.get("ok"):
+                    cell.seconds.append(reply["seconds"])
                     cell.values.append(row.value(reply["seconds"]))
                     cell.reps.append(reply["reps"])
                 elif "unsupported" in reply:
@@ -358,12 +381,15 @@ def markdown(header, lines):
     return "\n".join(md)
 
 
-def notes(rows, cells):
+def notes(rows, cells, rounds):
     out = []
     for row in rows:
         for name, cell in cells[row.key].items():
             if cell.note and not cell.note.startswith("unsupported"):
                 out.append("{} ({} {}) — {}: {}".format(row.label, row.shape, row.dtype, name, cell.note))
+            elif cell.seconds and len(cell.seconds) < rounds:
+                out.append("{} ({} {}) — {}: one op takes {:.1f} s; sampled in {} rounds only".format(
+                    row.label, row.shape, row.dtype, name, statistics.median(cell.seconds), len(cell.seconds)))
     for dev in ("cpu", "cuda"):
         one = next((r for r in rows if r.device == dev and r.spec["op"] == "tiny_streams"
                     and r.spec["streams"] == 1), None)
@@ -466,6 +492,11 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="each op once on tiny shapes; check the runners agree")
     ap.add_argument("--rounds", type=int, help="rounds (default 7, --quick 5)")
     ap.add_argument("--min-time", type=float, help="seconds per sample (default 0.25, --quick 0.1)")
+    ap.add_argument("--gap", type=float,
+                    help="idle seconds before each sample, so the previous tool's spinning threads go to sleep "
+                         "(default 0.2, --quick 0.1)")
+    ap.add_argument("--slow-op", type=float, default=1.0,
+                    help="a cell whose op takes longer than this (seconds) is sampled in 3 rounds only")
     ap.add_argument("--only", help="only rows whose 'op | shape | dtype | device' contains this text")
     ap.add_argument("--slow", action="store_true", help="also ask cells skipped as too slow (numpy f16 mm)")
     ap.add_argument("--no-cuda", action="store_true", help="no CUDA rows even where a GPU is present")
@@ -477,6 +508,8 @@ def main():
     args.rounds = args.rounds or (5 if args.quick else 7)
     if args.min_time is None:
         args.min_time = 0.1 if args.quick else 0.25
+    if args.gap is None:
+        args.gap = 0.1 if args.quick else 0.2
     if args.rounds < 1 or args.min_time < 0:
         ap.error("--rounds must be ≥ 1 and --min-time ≥ 0")
 
@@ -544,17 +577,13 @@ def main():
 
         log("bench: measuring the machine (f32 FMA peak of all cores, memory bandwidth)")
         probes = {}
-        fma = main_runner.ask({"cmd": "probe_fma", "seconds": 0.2 if args.quick else 0.4}, 300)
-        if fma.get("ok"):
-            probes["fma"] = fma
-        bw = main_runner.ask({"cmd": "probe_bandwidth"}, 300)
-        if bw.get("ok"):
-            probes["bandwidth"] = bw
+        probe(main_runner, probes)
         log("bench: {} rows × {} runners ({}), {} rounds of {:.2f} s samples".format(
             len(rows), len(runners), ", ".join(r.name for r in runners), args.rounds, args.min_time))
         t0 = time.time()
         cells = run_rounds(rows, runners, args, log)
         elapsed = time.time() - t0
+        probe(main_runner, probes)  # again at the end: the better of the two counts (a busy machine has lulls)
         machine["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     finally:
         for r in runners:
@@ -573,15 +602,16 @@ def main():
         "Load average at start / end: {} / {}".format(
             " ".join("{:.2f}".format(x) for x in machine["load_average_start"] or []),
             " ".join("{:.2f}".format(x) for x in machine["load_average_end"] or [])),
-        "Run: {}, {} rounds of ≥ {:.2f} s samples, interleaved; {:.0f} s. Cells: median (min–max) over rounds; "
+        "Run: {}, {} rounds of ≥ {:.2f} s samples, interleaved, {:.2f} s idle before each; {:.0f} s. Cells: median (min–max) over rounds; "
         "ratio: streamdsl's median speed / the best peer's (> 1: streamdsl faster; for µs rows, the inverse "
         "of the time ratio). f64 mm % is of half the f32 peak; memory-bound rows count bytes read + written "
-        "and compare with the better of copy and triad.".format(stamp, args.rounds, args.min_time, elapsed),
+        "and compare with the better of copy and triad.".format(stamp, args.rounds, args.min_time, args.gap,
+                                                                 elapsed),
         "Tools: " + "; ".join("{} {}".format(n, info.get("version", info.get("error", "?")))
                               + (" ({})".format(describe(info)) if describe(info) else "")
                               for n, info in infos.items()),
     ]
-    extra_notes = notes(rows, cells)
+    extra_notes = notes(rows, cells, args.rounds)
     out = sys.stdout
     out.write("\n" + "\n".join(head) + "\n\n")
     print_table(header, lines, out)

@@ -4,7 +4,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
-use streamdsl_bench_harness::{get_f64_or, get_str, get_usize, pattern_vec, serve, time_loop, Build, Case, Check, Runner, Spec};
+use streamdsl_bench_harness::{
+    get_f64_or, get_str, get_usize, pattern_vec, serve, time_loop, Build, Case, Check, Runner, Spec,
+};
 
 type Answer<T> = Result<T, String>;
 
@@ -101,7 +103,8 @@ impl Runner for CandleRunner {
             "mm" => {
                 let (batch, m, k, n) =
                     (get_usize(spec, "batch")?, get_usize(spec, "m")?, get_usize(spec, "k")?, get_usize(spec, "n")?);
-                let (sa, sb) = if batch == 0 { (vec![m, k], vec![k, n]) } else { (vec![batch, m, k], vec![batch, k, n]) };
+                let (sa, sb) =
+                    if batch == 0 { (vec![m, k], vec![k, n]) } else { (vec![batch, m, k], vec![batch, k, n]) };
                 let (a, b) = (input(&sa, 1, dt)?, input(&sb, 2, dt)?);
                 each(move || a.matmul(&b))
             }
