@@ -123,23 +123,23 @@ def cuda_rows():
     ] + tiny_rows("cuda")
 
 
-def smoke_rows():
+def smoke_rows(device="cpu"):
     """Tiny shapes, odd sizes: every case once, results compared across runners."""
-    rows = [Row("mm", "17×33 · 33×9", dt, {"op": "mm", "batch": 0, "m": 17, "k": 33, "n": 9}, "GFLOP/s", 1,
-                kind="mm") for dt in ("f32", "f64", "f16", "bf16")]
+    mm = {"op": "mm", "batch": 0, "m": 17, "k": 33, "n": 9}
+    rows = [Row("mm", "17×33 · 33×9", dt, mm, "GFLOP/s", 1, device, kind="mm") for dt in ("f32", "f64", "f16", "bf16")]
     rows += [
-        mm_row(8, "f32", batch=3),
-        Row("randn", "4096", "f32", {"op": "randn", "len": 4096}, "M/s", 4096),
-        Row("randn", "4096", "f64", {"op": "randn", "len": 4096}, "M/s", 4096),
-        Row("add", "1000", "f32", {"op": "add", "len": 1000}, "GB/s", 12000),
-        Row("add, broadcast", "[33,17] + [17]", "f32", {"op": "add_bcast", "rows": 33, "cols": 17}, "GB/s", 1),
-        Row("mul by scalar", "1000", "f32", {"op": "mul_scalar", "len": 1000, "scalar": 2.0}, "GB/s", 8000),
-        Row("sum", "1000", "f32", {"op": "sum", "len": 1000}, "GB/s", 4000),
-        Row("mean", "1000", "f64", {"op": "mean", "len": 1000}, "GB/s", 8000),
+        mm_row(8, "f32", device, batch=3),
+        Row("randn", "4096", "f32", {"op": "randn", "len": 4096}, "M/s", 4096, device),
+        Row("randn", "4096", "f64", {"op": "randn", "len": 4096}, "M/s", 4096, device),
+        Row("add", "1000", "f32", {"op": "add", "len": 1000}, "GB/s", 12000, device),
+        Row("add, broadcast", "[33,17] + [17]", "f32", {"op": "add_bcast", "rows": 33, "cols": 17}, "GB/s", 1, device),
+        Row("mul by scalar", "1000", "f32", {"op": "mul_scalar", "len": 1000, "scalar": 2.0}, "GB/s", 8000, device),
+        Row("sum", "1000", "f32", {"op": "sum", "len": 1000}, "GB/s", 4000, device),
+        Row("mean", "1000", "f64", {"op": "mean", "len": 1000}, "GB/s", 8000, device),
         Row("to_dtype", "1000", "f32→bf16", {"op": "to_dtype", "len": 1000, "dtype": "f32", "to": "bf16"}, "GB/s",
-            6000),
+            6000, device),
     ]
-    return rows + tiny_rows("cpu")
+    return rows + tiny_rows(device)
 
 
 class Runner:
@@ -555,6 +555,9 @@ def main():
         if args.smoke:
             probe_ok = all(main_runner.ask(req, 120).get("ok") for req in (
                 {"cmd": "probe_fma", "seconds": 0.005}, {"cmd": "probe_bandwidth", "len": 1 << 16}))
+            cuda = infos.get("streamdsl", {}).get("cuda", {})
+            if cuda.get("available") and not args.no_cuda:
+                rows += [r for r in smoke_rows("cuda") if not args.only or args.only in r.key]
             t0 = time.time()
             passed, failed = smoke(rows, runners, args, log)
             if not probe_ok:
@@ -638,8 +641,8 @@ def main():
         if extra_notes:
             f.write("\n" + "".join("- {}\n".format(n) for n in extra_notes))
     with open(os.path.join(args.out, "bench.svg"), "w") as f:
-        f.write(svg_chart(rows, cells, "streamdsl vs the best peer — {} ({} cores), {}".format(
-            machine["cpu_model"], machine["cores"], stamp)))
+        f.write(svg_chart(rows, cells, "streamdsl vs the best peer — {} ({} cores), {}{}".format(
+            machine["cpu_model"], machine["cores"], stamp, " — " + args.label if args.label else "")))
     log("\nbench: wrote {0}/bench.json, {0}/bench.md, {0}/bench.svg".format(args.out))
     return 0
 
