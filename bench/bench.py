@@ -203,10 +203,13 @@ def safe(name):
 
 def machine_info():
     model = platform.processor() or platform.machine()
-    flags = []
+    flags, ident = [], {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
+                for field in ("cpu family", "model", "stepping"):
+                    if line.split(":")[0].strip() == field and field not in ident:
+                        ident[field] = line.split(":", 1)[1].strip()
                 if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
                     model = line.split(":", 1)[1].strip()
                 if line.startswith("flags") and not flags:
@@ -221,6 +224,8 @@ def machine_info():
                     mem = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    if ident:
+        model += " (" + ", ".join("{} {}".format(k, v) for k, v in ident.items()) + ")"
     return {
         "cpu_model": model,
         "cores": os.cpu_count(),
