@@ -206,7 +206,9 @@ fn answer(runner: &mut dyn Runner, cases: &mut HashMap<String, Prepared>, line: 
                     Err(p) => return Some(error(format!("panicked while preparing the case: {}", panic_text(&*p)))),
                 }
             }
-            let prepared = cases.get_mut(&key)?;
+            let Some(prepared) = cases.get_mut(&key) else {
+                return Some(error("the prepared case went missing"));
+            };
             let reps = request.get("reps").and_then(Value::as_u64);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 if cmd == "check" {
