@@ -487,7 +487,12 @@ impl crate::backend::Machine for Machine {
             st.push_wait(stream, p, false);
         }
         let next = Point { stream, seq: st.queue(stream).submitted + 1 };
-        if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
+        let race = {
+            let State { sanitizer, streams, .. } = &mut *st;
+            let completed = |p: Point| streams.get(&p.stream).is_none_or(|q| q.completed >= p.seq);
+            sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers(), completed))
+        };
+        if let Some(race) = race {
             // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
             let message = format!("the race checker found an unordered access: {race}");
             work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));

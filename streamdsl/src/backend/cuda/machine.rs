@@ -502,7 +502,12 @@ impl crate::backend::Machine for CudaMachine {
             st.wait_for(stream, p, raw)?;
         }
         let next = Point { stream, seq: st.streams[&stream].seq + 1 };
-        if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
+        let race = {
+            let State { sanitizer, streams, .. } = &mut *st;
+            let completed = |p: Point| streams.get(&p.stream).is_none_or(|s| p.seq <= s.completed);
+            sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers(), completed))
+        };
+        if let Some(race) = race {
             return Err(Error::OpFailed { op: op.into(), message: format!("the race checker found {race}") });
         }
         match work {
