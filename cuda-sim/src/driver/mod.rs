@@ -76,7 +76,7 @@ pub fn contexts() -> &'static [Context] {
 /// The context a handle names.
 pub fn context_of(handle: u64) -> Option<&'static Context> {
     let base = context_handle(0);
-    if handle < base || (handle - base) % 16 != 0 {
+    if handle < base || !(handle - base).is_multiple_of(16) {
         return None;
     }
     contexts().get(((handle - base) / 16) as usize)
