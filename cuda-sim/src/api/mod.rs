@@ -34,6 +34,9 @@ pub(crate) fn guard(name: &'static str, needs_init: bool, body: impl FnOnce() ->
     if needs_init && !driver::initialized() {
         return CUresult::CUDA_ERROR_NOT_INITIALIZED;
     }
+    if let Some(code) = crate::check::inject::take_failure(name) {
+        return code;
+    }
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(panic) => {

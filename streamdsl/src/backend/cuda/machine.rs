@@ -582,6 +582,9 @@ impl crate::backend::Machine for CudaMachine {
             st.event_for(p)
         };
         if let Some(ev) = ev {
+            if let Some(d) = HOST_WAIT_DELAY.with(|c| c.get()) {
+                std::thread::sleep(d);
+            }
             // SAFETY: events are never destroyed while the machine lives, only recycled. If another thread sees
             // this one complete and re-records it before we get here, we wait for that later work too: longer
             // than needed, never shorter.
@@ -627,6 +630,34 @@ impl crate::backend::Machine for CudaMachine {
         let s = st.streams.get(&stream)?;
         let cause = s.poison.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         Some((*cause).clone())
+    }
+}
+
+thread_local! {
+    static HOST_WAIT_DELAY: std::cell::Cell<Option<std::time::Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// Test support: see `__private::cuda::delay_host_waits_on_this_thread`.
+pub(crate) fn delay_host_waits(d: std::time::Duration) {
+    HOST_WAIT_DELAY.with(|c| c.set(Some(d)));
+}
+
+impl CudaMachine {
+    /// Test support: synchronises the free stream.
+    pub(crate) fn free_stream_status(&self) -> Result<()> {
+        self.bind();
+        // SAFETY: a live stream.
+        check("cuStreamSynchronize", unsafe { sys::cuStreamSynchronize(self.free_stream) })
+    }
+
+    /// Test support.
+    pub(crate) fn leaked_frees(&self) -> usize {
+        0
+    }
+
+    /// Test support.
+    pub(crate) fn event_pool(&self) -> [usize; 2] {
+        [self.lock().idle_events.len(), 0]
     }
 }
 
