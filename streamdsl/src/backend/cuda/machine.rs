@@ -295,7 +295,7 @@ impl State {
 
     /// Whether `p` is reserved by a submission that has not recorded it yet.
     fn in_flight(&self, p: Point) -> bool {
-        self.streams.get(&p.stream).is_some_and(|s| p.seq > s.seq)
+        self.streams.get(&p.stream).is_some_and(|s| s.in_flight && p.seq > s.seq)
     }
 
     /// An idle event, or a new one.
