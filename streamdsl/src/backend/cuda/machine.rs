@@ -102,9 +102,11 @@ fn describe(status: CUresult) -> String {
     }
 }
 
-/// A warning the program cannot act on (a leak, a context that could not be restored): printed, not returned.
+/// A warning the program cannot act on (a leak, a context that could not be restored): printed, not returned
+/// (and never a panic, even where stderr is closed: this runs in `Drop`s).
 fn warn(what: &str) {
-    eprintln!("streamdsl: {what}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "streamdsl: {what}");
 }
 
 /// Makes a context current on the calling thread until dropped, then restores what was current before.
@@ -238,6 +240,9 @@ struct Entry {
 
 struct StreamState {
     raw: Option<CUstream>,
+    /// CUDA streams replaced after a fault, destroyed when the stream is released (so a handle read under the
+    /// state stays valid while the stream lives).
+    retired: Vec<CUstream>,
     priority: i32,
     /// Held while anything is enqueued on this stream; taken before `state`, never inside a host callback.
     enqueue: Arc<Mutex<()>>,
@@ -620,10 +625,8 @@ impl CudaMachine {
             sys::cuStreamCreateWithPriority(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32, s.priority)
         })?;
         if let Some(old) = s.raw.replace(raw) {
-            // SAFETY: the faulted stream's handle, used by no one else (we hold its enqueue lock).
-            if let Err(e) = check("cuStreamDestroy", unsafe { sys::cuStreamDestroy_v2(old) }) {
-                warn(&format!("could not destroy a faulted CUDA stream: {e}"));
-            }
+            // Another thread may still be synchronising with it: destroyed when the stream is released.
+            s.retired.push(old);
         }
         s.replaced_at = s.seq;
         s.replaced_fault = s.fault.take();
@@ -770,16 +773,18 @@ impl CudaMachine {
         }
     }
 
-    /// Destroys a released stream's CUDA stream (its queued work still runs); the context is bound.
+    /// Destroys a released stream's CUDA streams (their queued work still runs); the context is bound.
     fn release_now(&self, st: &mut State, id: u64) {
-        if let Some(raw) = st.streams.get_mut(&id).and_then(|s| s.raw.take()) {
-            // SAFETY: a live stream no one enqueues on any more (its last handle is gone); work already queued
-            // on it still completes, and the events recorded on it stay valid.
+        let Some(s) = st.streams.get_mut(&id) else { return };
+        let Some(raw) = s.raw.take() else { return };
+        for raw in s.retired.drain(..).chain([raw]) {
+            // SAFETY: a live stream no one uses any more (the stream's last handle is gone); work already
+            // queued on it still completes, and the events recorded on it stay valid.
             if let Err(e) = check("cuStreamDestroy", unsafe { sys::cuStreamDestroy_v2(raw) }) {
                 warn(&format!("could not destroy a released CUDA stream: {e}"));
             }
-            st.released.push(id);
         }
+        st.released.push(id);
     }
 
     fn poisoned(&self, st: &State, stream: u64) -> Option<Error> {
@@ -873,6 +878,7 @@ impl crate::backend::Machine for CudaMachine {
             id,
             StreamState {
                 raw: Some(raw),
+                retired: Vec::new(),
                 priority: prio,
                 enqueue: Arc::default(),
                 seq: 0,
@@ -1120,8 +1126,8 @@ impl crate::backend::Machine for CudaMachine {
         let _bound = self.bind()?;
         let raw = self.lock_and_flush().streams.get(&stream).and_then(|s| s.raw);
         if let Some(raw) = raw {
-            // SAFETY: a live stream (released streams have no handle; a replaced one is destroyed only by a
-            // thread holding its enqueue lock, and queued work keeps a destroyed stream's waits valid).
+            // SAFETY: a live stream: the caller holds a handle of it, so it is not released, and a CUDA stream
+            // replaced after a fault is destroyed only when the stream is released.
             let status = unsafe { sys::cuStreamSynchronize(raw) };
             if status != CUresult::CUDA_SUCCESS {
                 let mut st = self.state();
