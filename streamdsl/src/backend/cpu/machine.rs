@@ -19,7 +19,8 @@
 //! written are marked poisoned in their access logs, so any later read of them, on any stream, fails with
 //! the original error until a successful write replaces the contents.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
@@ -31,6 +32,30 @@ use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::{AccessLog, Point, Poisoned, SharedLog};
 use crate::runtime::ProcessWide;
+
+/// Hashes a stream id (a counter) with one multiplication: the machine looks its streams up several times per
+/// op, and SipHash's resistance to chosen keys buys nothing for ids the machine hands out itself.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by stream id.
+type ById<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The range of priorities a CPU stream can have, as on CUDA devices: 0 is the default (lowest), -5 the
 /// highest; lower values clamp to -5.
@@ -96,9 +121,11 @@ struct StreamQueue {
     released: bool,
     poison: Vec<Poison>,
     /// The highest point of each other stream this stream has already waited for: `[plain, inheriting]`.
-    seen: HashMap<u64, [u64; 2]>,
+    seen: ById<[u64; 2]>,
     /// The point the head wait is registered for with its stream (so it is registered once).
     blocked_on: Option<Point>,
+    /// The tick of the head task while the stream is in the ready set (its live entry there).
+    ready_tick: Option<u64>,
     name: String,
 }
 
@@ -122,13 +149,57 @@ impl StreamQueue {
     }
 }
 
+/// Streams ready to run, by (priority, the head task's tick): a binary heap with lazy removal (an entry is live
+/// while it matches its stream's `ready_tick`), so neither adding nor taking allocates once it has grown.
+#[derive(Default)]
+struct ReadySet {
+    heap: BinaryHeap<Reverse<(i32, u64, u64)>>,
+    live: usize,
+}
+
+impl ReadySet {
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn insert(&mut self, q: &mut StreamQueue, id: u64, tick: u64) {
+        if q.ready_tick.replace(tick).is_none() {
+            self.live += 1;
+        }
+        self.heap.push(Reverse((q.priority, tick, id)));
+    }
+
+    /// Takes the stream out of the set; false if it was not in it.
+    fn remove(&mut self, q: &mut StreamQueue) -> bool {
+        let was = q.ready_tick.take().is_some();
+        if was {
+            self.live -= 1;
+            if self.live == 0 {
+                self.heap.clear(); // only stale entries are left
+            }
+        }
+        was
+    }
+
+    /// The best ready stream, taken out of the set.
+    fn pop(&mut self, streams: &mut ById<StreamQueue>) -> Option<u64> {
+        while let Some(Reverse((_, tick, id))) = self.heap.pop() {
+            if let Some(q) = streams.get_mut(&id).filter(|q| q.ready_tick == Some(tick)) {
+                self.remove(q);
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
 #[derive(Default)]
 struct State {
-    streams: HashMap<u64, StreamQueue>,
-    /// Streams whose head is runnable work and which run nothing now, by (priority, the task's tick).
-    ready: BTreeSet<(i32, u64, u64)>,
+    streams: ById<StreamQueue>,
+    /// Streams whose head is runnable work and which run nothing now, best first.
+    ready: ReadySet,
     /// By stream: `(seq, waiting stream)` for streams whose head waits for that point of it.
-    waiters: HashMap<u64, Vec<(u64, u64)>>,
+    waiters: ById<Vec<(u64, u64)>>,
     next_stream: u64,
     tick: u64,
     idle_workers: usize,
@@ -205,7 +276,8 @@ impl State {
     /// Completes what can complete without a worker at the heads of `start` and of every stream that its
     /// progress unblocks, and puts streams whose head is runnable work into the ready set.
     fn settle(&mut self, start: u64) {
-        let mut pending = vec![start];
+        let mut pending = Vec::new(); // allocates only when progress wakes other streams
+        self.advance(start, &mut pending);
         while let Some(id) = pending.pop() {
             self.advance(id, &mut pending);
         }
@@ -231,7 +303,7 @@ impl State {
                 return;
             };
             let seq = q.completed + 1;
-            let (tick, priority) = (head.tick, q.priority);
+            let tick = head.tick;
             match &head.task {
                 Task::Wait(wait) => {
                     let (p, inherits) = (wait.point, wait.inherits_poison);
@@ -264,7 +336,10 @@ impl State {
                         None => job.reads.iter().find_map(|log| lock_log(log).poison().cloned()),
                     };
                     if skipped.is_none() && bad_input.is_none() {
-                        self.ready.insert((priority, tick, id));
+                        let State { ready, streams, .. } = self;
+                        if let Some(q) = streams.get_mut(&id) {
+                            ready.insert(q, id, tick);
+                        }
                         return;
                     }
                     if let Some(bad) = &bad_input {
@@ -312,11 +387,11 @@ impl State {
         if q.running || q.completed + 1 != point.seq {
             return None;
         }
-        let key = (q.priority, q.queue.front()?.tick, stream);
-        if !self.ready.remove(&key) {
+        let State { ready, streams, .. } = self;
+        let q = streams.get_mut(&stream)?;
+        if !ready.remove(q) {
             return None;
         }
-        let q = self.queue(stream);
         let Some(Queued { task: Task::Run(job), .. }) = q.queue.pop_front() else {
             unreachable!("a stream in the ready set has runnable work at its head")
         };
@@ -326,7 +401,8 @@ impl State {
 
     /// The best ready task: the stream is marked running and the job taken off its queue.
     fn pick(&mut self) -> Option<(u64, Job)> {
-        let (_, _, id) = self.ready.pop_first()?;
+        let State { ready, streams, .. } = self;
+        let id = ready.pop(streams)?;
         let q = self.queue(id);
         let Some(Queued { task: Task::Run(job), .. }) = q.queue.pop_front() else {
             unreachable!("only streams whose head is runnable work are ready")
@@ -353,7 +429,7 @@ impl State {
             lock_log(log).set_poison(poison.clone());
         }
         self.completed(id, &mut pending);
-        pending.push(id);
+        self.advance(id, &mut pending);
         while let Some(next) = pending.pop() {
             self.advance(next, &mut pending);
         }
@@ -423,11 +499,17 @@ impl Machine {
 
     /// Wakes host waiters if anything completed and another worker if work is ready, then unlocks and drops
     /// the work that was skipped meanwhile.
-    fn notify_and_unlock(&self, mut st: MutexGuard<'_, State>) {
+    fn notify_and_unlock(&self, st: MutexGuard<'_, State>) {
+        self.notify_and_unlock_keeping(st, 0);
+    }
+
+    /// [`Machine::notify_and_unlock`] from a worker that takes `keep` of the ready streams itself next (no other
+    /// worker is woken for those: waking one that finds nothing costs two futex calls and a context switch).
+    fn notify_and_unlock_keeping(&self, mut st: MutexGuard<'_, State>, keep: usize) {
         if std::mem::take(&mut st.progressed) && st.host_waiters > 0 {
             self.progress.notify_all();
         }
-        if !st.ready.is_empty() {
+        if st.ready.live > keep {
             self.wake_worker(&mut st);
         }
         let dropped = std::mem::take(&mut st.dropped);
@@ -443,7 +525,7 @@ impl Machine {
                     self.wake_worker(&mut st);
                 }
                 drop(st);
-                self.run_job(id, job);
+                self.run_job(id, job, true);
                 st = self.lock();
             } else {
                 st.idle_workers += 1;
@@ -463,8 +545,8 @@ impl Machine {
     }
 
     /// Runs `job` of stream `id`, taken off the queue (the stream is marked running), and records its outcome:
-    /// on a worker, or inline on the thread that submitted it.
-    fn run_job(&self, id: u64, job: Job) {
+    /// on a worker (`on_worker`: it picks the next ready task itself), or inline on the thread that submitted it.
+    fn run_job(&self, id: u64, job: Job, on_worker: bool) {
         let Job { op, work, writes, .. } = job;
         let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
             Ok(r) => r,
@@ -472,7 +554,7 @@ impl Machine {
         });
         let mut done = self.lock();
         done.finish(id, &writes, outcome);
-        self.notify_and_unlock(done);
+        self.notify_and_unlock_keeping(done, usize::from(on_worker));
     }
 
     /// Signals one idle worker, unless one is already on its way (saves a futex wake per enqueue).
@@ -500,8 +582,9 @@ impl crate::backend::Machine for Machine {
                 running: false,
                 released: false,
                 poison: Vec::new(),
-                seen: HashMap::new(),
+                seen: ById::default(),
                 blocked_on: None,
+                ready_tick: None,
                 name,
             },
         );
@@ -663,7 +746,7 @@ impl Machine {
         if inline {
             if let Some((id, job)) = st.take_ready_head(stream, point) {
                 self.notify_and_unlock(st);
-                self.run_job(id, job);
+                self.run_job(id, job, false);
                 return Ok(point);
             }
         }
