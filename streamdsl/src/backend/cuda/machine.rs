@@ -661,8 +661,9 @@ impl DeviceBuffer {
 }
 
 /// Whether the loaded driver is streamdsl's simulator (it exports `streamdsl_sim_version`).
-fn on_simulator() -> bool {
+pub(crate) fn on_simulator() -> bool {
     static SIM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    // SAFETY: the driver library is loaded (a machine exists); looking a symbol up has no side effects.
+    // SAFETY: callers have loaded the driver library (a machine exists, or `driver::probe` found it); looking a
+    // symbol up has no side effects.
     *SIM.get_or_init(|| unsafe { sys::culib().get::<unsafe extern "C" fn() -> u32>(b"streamdsl_sim_version").is_ok() })
 }

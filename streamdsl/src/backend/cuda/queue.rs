@@ -9,6 +9,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::blas::{self, Cublas, GemmArgs, Route};
 use super::launch::Launcher;
 use super::machine::CudaMachine;
 use crate::backend::{Access, BinaryOp, Kernels, Machine, MatmulDims, Operand, Storage, Work};
@@ -29,6 +30,34 @@ fn arg<V>(v: &mut V) -> *mut c_void {
 }
 
 impl Queue<'_> {
+    /// `mm` through cuBLAS (see `blas`): one `cublasGemmStridedBatchedEx` on this stream with a workspace
+    /// allocated and freed on it.
+    fn mm_cublas<T: Element>(
+        &self,
+        lib: &'static Cublas,
+        a: &Arc<Storage<T>>,
+        b: &Arc<Storage<T>>,
+        out: &Arc<Storage<T>>,
+        d: MatmulDims,
+    ) -> Result<()> {
+        let args = GemmArgs::plan(T::DTYPE, d, crate::mm_config::allow_tf32())
+            .map_err(|reason| Error::InvalidArgument { op: "mm", reason })?;
+        let machine = Arc::clone(self.machine);
+        let ws_bytes = blas::workspace_bytes(machine.arch.compute_capability());
+        self.submit("mm", &[a, b], out, move |l, ins, c| {
+            let ws = l.scratch(ws_bytes)?;
+            // SAFETY: the stream is this op's, used only for this call during the submission (the handle is
+            // given a stream again before every use); `ins` are A and B, read, and `c` is the output, written,
+            // holding what `args` indexes (planned from the dims the op checked); `ws` holds `ws_bytes`, is used
+            // by this call only and freed after it on the same stream.
+            unsafe {
+                let done = blas::gemm(lib, &machine, l.raw_stream(), ws, ws_bytes, &args, ins[0], ins[1], c);
+                l.free(ws)?;
+                done
+            }
+        })
+    }
+
     fn submit_work(&self, op: &'static str, reads: &[&SharedLog], writes: &[&SharedLog], work: Work) -> Result<Point> {
         self.machine.submit(self.stream, op, Access { reads, writes }, work)
     }
@@ -258,6 +287,9 @@ impl Kernels for Queue<'_> {
         out: &Arc<Storage<T>>,
         d: MatmulDims,
     ) -> Result<()> {
+        if let Route::Cublas(lib) = blas::route(self.machine)? {
+            return self.mm_cublas(lib, a, b, out, d);
+        }
         let (spec, entry, (bm, bn), block) = match T::DTYPE {
             DType::F16 | DType::BF16 => (KernelSpec::mm(T::DTYPE, MmTile::SMALL), "mm_mma", (64, 64), 128),
             DType::F32 | DType::F64 => {
