@@ -409,10 +409,7 @@ pub(crate) unsafe fn gemm(
     let status = unsafe {
         lib.status("cublasSetStream", (lib.set_stream)(*h, stream))
             .and_then(|()| {
-                lib.status(
-                    "cublasSetWorkspace",
-                    (lib.set_workspace)(*h, workspace as *mut c_void, workspace_len),
-                )
+                lib.status("cublasSetWorkspace", (lib.set_workspace)(*h, workspace as *mut c_void, workspace_len))
             })
             .and_then(|()| {
                 lib.status(
@@ -478,8 +475,7 @@ mod tests {
         let (lda, ldb, ldc) = (args.lda as usize, args.ldb as usize, args.ldc as usize);
         assert!(lda >= m && ldb >= k && ldc >= m, "leading dimensions below the rows: {args:?}");
         for p in 0..args.batch as usize {
-            let (oa, ob, oc) =
-                (p * args.stride_a as usize, p * args.stride_b as usize, p * args.stride_c as usize);
+            let (oa, ob, oc) = (p * args.stride_a as usize, p * args.stride_b as usize, p * args.stride_c as usize);
             for j in 0..n {
                 for i in 0..m {
                     c[oc + i + j * ldc] = (0..k).map(|l| a[oa + i + l * lda] * b[ob + l + j * ldb]).sum();

@@ -290,13 +290,13 @@ impl Kernels for Queue<'_> {
         if let Route::Cublas(lib) = blas::route(self.machine)? {
             return self.mm_cublas(lib, a, b, out, d);
         }
-        let (spec, entry, (bm, bn), block) = match T::DTYPE {
-            DType::F16 | DType::BF16 => (KernelSpec::mm(T::DTYPE, MmTile::SMALL), "mm_mma", (64, 64), 128),
-            DType::F32 | DType::F64 => {
-                let tile = MmTile::for_shape(T::DTYPE, d.m, d.n);
-                (KernelSpec::mm(T::DTYPE, tile), "mm_tiled", (tile.bm as usize, tile.bn as usize), tile.threads())
-            }
+        let tile = MmTile::for_shape(T::DTYPE, d.m, d.n);
+        let entry = match T::DTYPE {
+            DType::F16 | DType::BF16 => "mm_mma",
+            DType::F32 | DType::F64 => "mm_tiled",
         };
+        let (spec, (bm, bn), block) =
+            (KernelSpec::mm(T::DTYPE, tile), (tile.bm as usize, tile.bn as usize), tile.threads_for(T::DTYPE));
         // The kernels index rows and columns with 32-bit ints and tile the rows along grid y: refuse what
         // would not fit rather than compute on wrapped indices.
         let too_large = |reason: String| Error::InvalidArgument { op: "mm", reason };
