@@ -95,12 +95,12 @@ impl MmTile {
     /// 8-column tiles, whole warps dividing the block tile).
     fn is_mma(&self) -> bool {
         self.bk == 32
-            && self.tm % 16 == 0
-            && self.tn % 16 == 0
             && self.tm > 0
             && self.tn > 0
-            && self.bm % self.tm == 0
-            && self.bn % self.tn == 0
+            && self.tm.is_multiple_of(16)
+            && self.tn.is_multiple_of(16)
+            && self.bm.is_multiple_of(self.tm)
+            && self.bn.is_multiple_of(self.tn)
     }
 }
 
