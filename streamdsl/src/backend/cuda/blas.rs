@@ -23,6 +23,11 @@
 //! reduction allowed, torch's default). Algorithm: `CUBLAS_GEMM_DEFAULT` (cuBLAS's heuristics; the
 //! `_TENSOR_OP` algorithms are deprecated and mean the same since CUDA 11).
 //!
+//! **cuBLAS's GEMM call rather than cuBLASLt's.** `cublasGemmStridedBatchedEx` covers every product `mm` has
+//! (2-D, strided batches, a shared operand) in one call, with no per-shape heuristic query or plan cache to keep;
+//! cuBLAS runs it on cuBLASLt's kernels with cuBLASLt's heuristics when given a workspace, and torch's plain
+//! `mm`/`bmm` call the same functions. cuBLASLt directly would add fused epilogues, which `mm` has no use for.
+//!
 //! **Streams and memory.** One handle per device, created with the device's primary context current and
 //! kept for the life of the process; every call binds it to the op's stream (`cublasSetStream`) and gives it a
 //! workspace (`cublasSetWorkspace`, which must follow `cublasSetStream`) allocated for this op from the
@@ -541,6 +546,30 @@ mod tests {
         let folded = GemmArgs::plan(DType::F32, dims(3, 4, 5, 6, true, false), false).unwrap();
         assert_eq!((folded.m, folded.n, folded.k, folded.batch), (6, 12, 5, 1));
         assert_eq!((folded.stride_a, folded.stride_b), (0, 0));
+    }
+
+    #[test]
+    fn the_reference_catches_wrong_mappings() {
+        // The check above has teeth: plausible mistakes give other numbers (and stay in bounds).
+        let differs = |d: MatmulDims, wrong: &dyn Fn(GemmArgs) -> GemmArgs| {
+            let a = values(d.batch * d.m * d.k, 1);
+            let b = values(d.batch * d.k * d.n, 2);
+            let expected = naive_mm(&a, &b, d);
+            let args = GemmArgs::plan(DType::F32, d, false).unwrap();
+            assert_eq!(cublas_reference(&args, &a, &b, expected.len()), expected);
+            // Either other numbers, or refused (a leading dimension below the rows: cuBLAS's INVALID_VALUE).
+            let bad = wrong(args);
+            let got = std::panic::catch_unwind(|| cublas_reference(&bad, &a, &b, expected.len()));
+            assert!(got.map_or(true, |v| v != expected), "{d:?}: {bad:?} went unnoticed");
+        };
+        let square = dims(1, 4, 4, 4, false, false);
+        // No row-major -> column-major swap: computes (B·A)ᵀ.
+        differs(square, &|g| GemmArgs { a: Source::Lhs, b: Source::Rhs, ..g });
+        // B's leading dimension taken from k instead of n (rows of B are n long): refused.
+        differs(dims(1, 3, 4, 5, false, false), &|g| GemmArgs { lda: g.k, ..g });
+        let batched = dims(2, 3, 4, 5, true, true);
+        differs(batched, &|g| GemmArgs { stride_b: 0, ..g }); // A treated as shared
+        differs(batched, &|g| GemmArgs { stride_c: 0, ..g }); // every product written over the first
     }
 
     #[test]
