@@ -58,12 +58,16 @@ class Row:
         return self.work / seconds / scale
 
 
-def mm_row(n, dtype, device="cpu", batch=0, quick=True, skip=None):
-    label = "bmm" if batch else "mm"
+def mm_row(n, dtype, device="cpu", batch=0, quick=True, skip=None, path=None):
+    """`path` (CUDA): which implementation streamdsl's `mm` uses, "kernels" or "cublas" (default: auto, cuBLAS
+    where found); the peers run their one product for every row."""
+    label = ("bmm" if batch else "mm") + (", streamdsl {}".format(path) if path else "")
     shape = "{}×{}³".format(batch, n) if batch else "{}³".format(n)
     flops = 2.0 * max(batch, 1) * n ** 3
-    return Row(label, shape, dtype, {"op": "mm", "batch": batch, "m": n, "k": n, "n": n}, "GFLOP/s", flops,
-               device, quick, kind="mm", skip=skip)
+    spec = {"op": "mm", "batch": batch, "m": n, "k": n, "n": n}
+    if path:
+        spec["mm_path"] = path
+    return Row(label, shape, dtype, spec, "GFLOP/s", flops, device, quick, kind="mm", skip=skip)
 
 
 def cpu_rows():
@@ -108,13 +112,12 @@ def tiny_rows(device):
 
 def cuda_rows():
     n = 64 * M
-    return [
-        mm_row(1024, "f32", "cuda"),
-        mm_row(4096, "f32", "cuda"),
-        mm_row(2048, "f64", "cuda"),
-        mm_row(4096, "f16", "cuda"),
-        mm_row(4096, "bf16", "cuda"),
-        mm_row(256, "f32", "cuda", batch=32),
+    # Each product twice for streamdsl: through cuBLAS (where found: the default) and through its own kernels.
+    products = [(1024, "f32", 0), (4096, "f32", 0), (2048, "f64", 0), (4096, "f16", 0), (4096, "bf16", 0),
+                (8192, "bf16", 0), (256, "f32", 32)]
+    mm = [mm_row(size, dt, "cuda", batch=batch, path=path)
+          for size, dt, batch in products for path in ("cublas", "kernels")]
+    return mm + [
         Row("randn", "64 M", "f32", {"op": "randn", "len": n}, "M/s", n, "cuda"),
         Row("add", "64 M + 64 M", "f32", {"op": "add", "len": n}, "GB/s", 3 * 4 * n, "cuda"),
         Row("sum", "64 M", "f32", {"op": "sum", "len": n}, "GB/s", 4 * n, "cuda"),
@@ -127,6 +130,9 @@ def smoke_rows(device="cpu"):
     """Tiny shapes, odd sizes: every case once, results compared across runners."""
     mm = {"op": "mm", "batch": 0, "m": 17, "k": 33, "n": 9}
     rows = [Row("mm", "17×33 · 33×9", dt, mm, "GFLOP/s", 1, device, kind="mm") for dt in ("f32", "f64", "f16", "bf16")]
+    if device == "cuda":  # streamdsl's own kernels too, where the default is cuBLAS
+        rows += [Row("mm, streamdsl kernels", "17×33 · 33×9", dt, dict(mm, mm_path="kernels"), "GFLOP/s", 1, device,
+                     kind="mm") for dt in ("f32", "f64", "f16", "bf16")]
     rows += [
         mm_row(8, "f32", device, batch=3),
         Row("randn", "4096", "f32", {"op": "randn", "len": 4096}, "M/s", 4096, device),

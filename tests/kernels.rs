@@ -60,6 +60,31 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
 }
 
 #[test]
+fn every_kernel_compiles_for_sm90a() {
+    // The arch-specific Hopper target (where wgmma and TMA live) is accepted by the JIT, its options and its
+    // cache key; today's kernels compile for it unchanged.
+    let Some(nvrtc) = nvrtc_or_skip("every_kernel_compiles_for_sm90a") else { return };
+    let arch: Arch = "sm_90a".parse().unwrap();
+    assert_eq!(arch.to_string(), "sm_90a");
+    let cache = KernelCache::in_memory();
+    let failures: Vec<String> = catalog()
+        .iter()
+        .filter_map(|spec| cache.get_or_compile(&nvrtc, spec, arch).err().map(|e| format!("{}: {e}", spec.name())))
+        .collect();
+    assert!(failures.is_empty(), "kernels that failed to compile for sm_90a:\n{}", failures.join("\n"));
+    // sm_90a and sm_90 are separate cache entries.
+    let spec = KernelSpec::busy();
+    let dir = temp_cache_dir("sm90a-key");
+    let disk = KernelCache::open(&dir).unwrap();
+    let a = disk.get_or_compile(&nvrtc, &spec, arch).unwrap();
+    let b = disk.get_or_compile(&nvrtc, &spec, Arch::new(9, 0)).unwrap();
+    assert_ne!(a.path, b.path);
+    assert_eq!(b.outcome, CacheOutcome::Compiled);
+    let _ = std::fs::remove_dir_all(&dir);
+    streamdsl_tests::report(&format!("compiled {} kernel specialisations for sm_90a with {nvrtc}", catalog().len()));
+}
+
+#[test]
 fn compile_errors_name_the_kernel_and_the_line() {
     let Some(nvrtc) = nvrtc_or_skip("compile_errors_name_the_kernel_and_the_line") else { return };
     let src =

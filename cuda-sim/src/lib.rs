@@ -82,8 +82,12 @@
 //!   atomics; `__launch_bounds__` is checked at launch; the `_rn` intrinsics are the host's IEEE operations.
 //!   Inline PTX has no host form, so kernels call the named functions of `kernels/src/cuda/ptx.cuh`, whose
 //!   host versions here follow the PTX ISA: `cvt` rounding, subnormals and NaN (canonical NaN results),
-//!   `%globaltimer`, `nanosleep` (lets the block's other threads run), and `mma.sync.m16n8k16` with the
-//!   documented fragment layouts (products exact, each output summed in f64 and rounded once to f32).
+//!   `%globaltimer`, `nanosleep` (lets the block's other threads run), `mma.sync.m16n8k16` with the
+//!   documented fragment layouts (products exact, each output summed in f64 and rounded once to f32), and
+//!   `ldmatrix.sync.aligned.m8n8.x4{,.trans}.shared.b16` (a warp collective: lanes 8i..8i+7 address the rows of
+//!   matrix i, each lane receives its row fragment, or column fragment with `.trans`, as the ISA lays them out;
+//!   a row address that is not 16-byte aligned fails the launch; that it points into shared memory is not
+//!   checked).
 //!
 //! ## Checks (like compute-sanitizer)
 //!

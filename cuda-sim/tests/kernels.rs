@@ -32,11 +32,10 @@ fn ref_mm(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize) -> V
     c
 }
 
-/// Runs `mm_tiled` (f32, small tiles) on `batch` products of m×k·k×n.
-fn mm_f32(batch: usize, m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f64>) {
+/// Runs `mm_tiled` (f32, `tile`) on `batch` products of m×k·k×n.
+fn mm_f32(tile: MmTile, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f64>) {
     setup();
     let s = stream(0);
-    let tile = MmTile::SMALL;
     let spec = KernelSpec::mm(DType::F32, tile);
     let f = function(module(&spec.source()), "mm_tiled");
     let (a, b) = (rand_vec(batch * m * k, 1), rand_vec(batch * k * n, 2));
@@ -78,18 +77,23 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64) {
 
 #[test]
 fn mm_tiled_shapes() {
-    for (batch, m, k, n) in [(1, 1, 1, 1), (1, 17, 33, 65), (4, 67, 5, 9), (3, 64, 64, 64)] {
-        let (c, want) = mm_f32(batch, m, k, n);
-        assert_close(&c, &want, 1e-5);
+    // Odd shapes take the element-by-element path; k and n multiples of 4 the 128-bit one (with edge tiles
+    // where m, n are not multiples of the tile); k = 1..3 leave most of a stage zero-filled.
+    let shapes = [(1, 1, 1, 1), (1, 17, 33, 65), (4, 67, 5, 9), (3, 64, 64, 64), (2, 65, 12, 68), (1, 3, 2, 130)];
+    for tile in [MmTile::SMALL, MmTile::LARGE] {
+        for (batch, m, k, n) in shapes.into_iter().chain([(1, 129, 40, 136), (1, 257, 129, 65)]) {
+            let (c, want) = mm_f32(tile, batch, m, k, n);
+            assert_close(&c, &want, 1e-5);
+        }
     }
 }
 
-/// Runs `mm_mma` (16-bit inputs, f32 accumulation) on `batch` products; returns (result, f64 reference of the
-/// rounded inputs).
-fn mm_mma(dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
+/// Runs `mm_mma` (16-bit inputs, f32 accumulation, `tile`) on `batch` products; returns (result, f64 reference
+/// of the rounded inputs).
+fn mm_mma(tile: MmTile, dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
     setup();
     let s = stream(0);
-    let spec = KernelSpec::mm(dtype, MmTile::SMALL);
+    let spec = KernelSpec::mm(dtype, tile);
     let f = function(module(&spec.source()), "mm_mma");
     let to_bits = |v: &[f32]| -> Vec<u16> {
         v.iter()
@@ -112,7 +116,7 @@ fn mm_mma(dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>
     let (mut pa, mut pb, mut pc) = (da, db, dc);
     let (mut mm, mut nn, mut kk) = (m as i32, n as i32, k as i32);
     let (mut sa, mut sb) = ((m * k) as u64, (k * n) as u64);
-    let grid = (n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32);
+    let grid = (n.div_ceil(tile.bn as usize) as u32, m.div_ceil(tile.bm as usize) as u32, batch as u32);
     let args = &mut [
         arg(&mut pa),
         arg(&mut pb),
@@ -123,7 +127,7 @@ fn mm_mma(dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>
         arg(&mut sa),
         arg(&mut sb),
     ];
-    assert_eq!(launch(f, grid, 128, s, args), OK);
+    assert_eq!(launch(f, grid, tile.threads_for(dtype), s, args), OK);
     let c: Vec<u16> = download(dc, batch * m * n, s);
     assert_eq!(cuStreamSynchronize(s), OK, "{}", last_report());
     (c.into_iter().map(|b| from_bits(b) as f64).collect(), ref_mm(&af, &bf, batch, m, k, n))
@@ -133,13 +137,17 @@ fn mm_mma(dtype: DType, batch: usize, m: usize, k: usize, n: usize) -> (Vec<f64>
 fn mm_mma_f16_and_bf16_shapes() {
     for dtype in [DType::F16, DType::BF16] {
         let tol = if dtype == DType::F16 { 2e-3 } else { 1e-2 };
-        for (batch, m, k, n) in [(1, 1, 1, 1), (1, 17, 33, 65), (3, 40, 70, 50), (1, 64, 64, 64)] {
-            let (c, want) = mm_mma(dtype, batch, m, k, n);
-            for (i, (g, w)) in c.iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() <= tol * (1.0 + w.abs()),
-                    "{dtype:?} {batch}x{m}x{k}x{n} element {i}: {g} vs {w}"
-                );
+        // Odd shapes: element-by-element loads and stores; k, n multiples of 8: 128-bit loads (with edges).
+        let shapes = [(1, 1, 1, 1), (1, 17, 33, 65), (3, 40, 70, 50), (1, 64, 64, 64), (2, 72, 40, 136), (1, 5, 8, 3)];
+        for tile in [MmTile::MMA_SMALL, MmTile::MMA_LARGE] {
+            for (batch, m, k, n) in shapes.into_iter().chain([(1, 130, 96, 128)]) {
+                let (c, want) = mm_mma(tile, dtype, batch, m, k, n);
+                for (i, (g, w)) in c.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= tol * (1.0 + w.abs()),
+                        "{dtype:?} {tile} {batch}x{m}x{k}x{n} element {i}: {g} vs {w}"
+                    );
+                }
             }
         }
     }
@@ -198,6 +206,70 @@ fn mma_fragments_follow_the_ptx_layout() {
     let (c, want) = mma_tile(true);
     let wrong = c.iter().zip(&want).filter(|(g, w)| (**g as f64 - **w).abs() > 1e-3).count();
     assert!(wrong > 64, "only {wrong} of 128 elements differ with a[1] and a[2] swapped");
+}
+
+const LDMATRIX: &str = r#"
+// One warp: a 64-row × 8-column tile of 16-bit values in shared memory; lane l gives row rows[l] (+ `skew`
+// bytes) to ldmatrix.x4 and .x4.trans and writes its four registers of each.
+extern "C" __global__ void ldsm(const unsigned short* M, const int* rows, int skew, unsigned* out) {
+    __shared__ __align__(16) unsigned short S[64 * 8 + 8];
+    for (int i = threadIdx.x; i < 64 * 8; i += 32) S[i] = M[i];
+    __syncthreads();
+    const int lane = threadIdx.x;
+    const void* row = (const char*)&S[rows[lane] * 8] + skew;
+    unsigned r[4], q[4];
+    ptx_ldmatrix_x4(r, row);
+    ptx_ldmatrix_x4_trans(q, row);
+    for (int i = 0; i < 4; ++i) {
+        out[lane * 4 + i] = r[i];
+        out[128 + lane * 4 + i] = q[i];
+    }
+}
+"#;
+
+/// Runs `LDMATRIX` with row addresses `rows` and `skew`; returns (status of the synchronisation, registers).
+fn ldmatrix(rows: &[i32; 32], skew: i32) -> (CUresult, Vec<u32>) {
+    setup();
+    let s = stream(0);
+    let f = function(module(LDMATRIX), "ldsm");
+    let values: Vec<u16> = (0..512u16).map(|i| i.wrapping_mul(37) ^ 0x5a00).collect();
+    let (dm, dr, dout) = (alloc(1024, s), alloc(128, s), alloc(1024, s));
+    upload(dm, &values, s);
+    upload(dr, rows, s);
+    let (mut pm, mut pr, mut skew, mut po) = (dm, dr, skew, dout);
+    assert_eq!(launch(f, (1, 1, 1), 32, s, &mut [arg(&mut pm), arg(&mut pr), arg(&mut skew), arg(&mut po)]), OK);
+    let status = cuStreamSynchronize(s);
+    let out = if status == OK { download(dout, 256, s) } else { Vec::new() };
+    (status, out)
+}
+
+#[test]
+fn ldmatrix_follows_the_ptx_layout() {
+    // Rows given out of order (each lane its own address): row r of matrix i is the tile row rows[8i + r].
+    let mut rows = [0i32; 32];
+    for (l, r) in rows.iter_mut().enumerate() {
+        *r = ((l * 23 + 5) % 64) as i32;
+    }
+    let (status, out) = ldmatrix(&rows, 0);
+    assert_eq!(status, OK, "{}", last_report());
+    let values: Vec<u16> = (0..512u16).map(|i| i.wrapping_mul(37) ^ 0x5a00).collect();
+    // Element (row, col) of matrix i: 16-bit column `col` of the row lane 8i + row addressed.
+    let elem = |i: usize, row: usize, col: usize| u32::from(values[rows[8 * i + row] as usize * 8 + col]);
+    for lane in 0..32 {
+        let (g, t) = (lane / 4, lane % 4);
+        for i in 0..4 {
+            // PTX ISA: each thread receives a fragment of a row (row lane/4, columns 2(lane%4), +1), the
+            // lower column in the lower half; .trans delivers the matrix read column-major.
+            let plain = elem(i, g, 2 * t) | elem(i, g, 2 * t + 1) << 16;
+            let trans = elem(i, 2 * t, g) | elem(i, 2 * t + 1, g) << 16;
+            assert_eq!(out[lane * 4 + i], plain, "x4: lane {lane} register {i}");
+            assert_eq!(out[128 + lane * 4 + i], trans, "x4.trans: lane {lane} register {i}");
+        }
+    }
+    // A row address that is not 16-byte aligned fails the launch, as the ISA requires natural alignment.
+    let (status, _) = ldmatrix(&rows, 2);
+    assert_ne!(status, OK);
+    assert!(last_report().contains("ldmatrix"), "{}", last_report());
 }
 
 #[test]

@@ -118,6 +118,13 @@ pub enum Error {
         /// Where the search looked, or why the library found could not be used.
         reason: String,
     },
+    /// `mm` was asked to use cuBLAS (`STREAMDSL_MM=cublas`, [`set_mm_path`](crate::set_mm_path)) where it
+    /// cannot: no library found, the library found is unusable, or the driver is the simulator.
+    #[error("cuBLAS is not available for `mm`: {reason}")]
+    CublasUnavailable {
+        /// What is missing: where the search looked, or why the library found could not be used.
+        reason: String,
+    },
     /// NVRTC rejected a kernel.
     #[error("compiling kernel `{kernel}` for {arch} failed{}:\n{log}", line.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
     Compile {

@@ -58,7 +58,7 @@
 //!
 //! | layer | modules | what they hold |
 //! | --- | --- | --- |
-//! | 0 | `math`, `error`, `dtype`, `shape`, `strict`, `runtime`, `device` | pure values and functions: portable math, errors, element types, shapes, the `Device` name; process-wide slots |
+//! | 0 | `math`, `error`, `dtype`, `shape`, `strict`, `mm_config`, `runtime`, `device` | pure values and functions: portable math, errors, element types, shapes, the `Device` name; process-wide slots and switches (strict mode, `mm`'s TF32 and CUDA path) |
 //! | 1 | `hazard`, `rng`, `jit` | stream points and access logs, the race checker; Philox and Box–Muller; NVRTC and the kernel cache |
 //! | 2 | `backend` | the stream machines (CPU, CUDA), their memory (`Storage`) and each backend's kernels and launches |
 //! | 3 | `registry` | which machine runs each device; opening devices; the default device |
@@ -84,6 +84,7 @@ mod hazard;
 pub mod jit;
 mod macros;
 pub mod math;
+mod mm_config;
 pub mod ops;
 #[doc(hidden)]
 pub mod __private {
@@ -110,8 +111,9 @@ pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use event::Event;
+pub use mm_config::{allow_tf32, mm_path, set_allow_tf32, set_mm_path, MmPath, MmRoute};
 pub use random::{manual_seed, Generator};
-pub use registry::{set_sanitize, CudaDeviceInfo};
+pub use registry::{cuda_mm_route, set_sanitize, CudaDeviceInfo};
 pub use scope::StreamGuard;
 pub use shape::{IntoShape, MAX_DIMS};
 pub use stream::Stream;

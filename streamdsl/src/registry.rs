@@ -209,6 +209,24 @@ pub fn set_sanitize(on: bool) {
     machines.iter().for_each(|m| m.set_sanitize(on));
 }
 
+/// Which implementation `mm` uses on CUDA devices and why (what `streamdsl info` prints): cuBLAS where the
+/// library is found (`STREAMDSL_CUBLAS`, `CUDA_PATH`/`CUDA_HOME`, the loader path, the `nvidia-cublas`
+/// wheel) and the driver is a real one, else streamdsl's NVRTC kernels; [`set_mm_path`](crate::set_mm_path)
+/// or `STREAMDSL_MM=kernels|cublas` force one. An `Err` when cuBLAS is forced but cannot be used (the
+/// error names what is missing), or `STREAMDSL_MM` is not a path. Opens no device; a device whose cuBLAS
+/// handle cannot be created still falls back to the kernels when `mm` first runs there.
+///
+/// ```
+/// match streamdsl::cuda_mm_route() {
+///     Ok(route) => println!("mm on CUDA: {route}"),
+///     Err(e) => println!("mm on CUDA: {e}"),
+/// }
+/// ```
+pub fn cuda_mm_route() -> Result<crate::mm_config::MmRoute> {
+    let simulator = driver::probe().ok().map(|_| crate::backend::cuda::on_simulator());
+    crate::backend::cuda::blas::describe(simulator)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

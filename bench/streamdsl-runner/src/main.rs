@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use streamdsl::half::{bf16, f16};
 use streamdsl::prelude::*;
+use streamdsl::MmPath;
 use streamdsl_bench_harness::{
     get_f64_or, get_str, get_usize, pattern_vec, serve, time_loop, Build, Case, Check, Runner, Spec,
 };
@@ -181,7 +182,16 @@ fn build_typed<T: Element>(ctx: &Ctx, spec: &Spec) -> Answer<Build> {
                 (get_usize(spec, "batch")?, get_usize(spec, "m")?, get_usize(spec, "k")?, get_usize(spec, "n")?);
             let (sa, sb) = if batch == 0 { (vec![m, k], vec![k, n]) } else { (vec![batch, m, k], vec![batch, k, n]) };
             let (a, b) = (ctx.input::<T>(&sa, 1)?, ctx.input::<T>(&sb, 2)?);
-            each(ctx, move |s| ops::mm_on(s, &a, &b))
+            // `mm_path`: which implementation runs a CUDA product ("auto", "kernels", "cublas"; process-wide,
+            // so set before every call: the cases of one round run interleaved).
+            let path = spec.get("mm_path").and_then(Value::as_str).unwrap_or("auto").parse::<MmPath>().text()?;
+            if path == MmPath::Cublas && !streamdsl::cuda_mm_route().is_ok_and(|r| r.cublas) {
+                return Ok(Build::Unsupported("cuBLAS is not available to streamdsl here".into()));
+            }
+            each(ctx, move |s| {
+                streamdsl::set_mm_path(path);
+                ops::mm_on(s, &a, &b)
+            })
         }
         "randn" => {
             let len = get_usize(spec, "len")?;
@@ -284,6 +294,10 @@ impl Runner for StreamdslRunner {
             "rayon_threads": rayon::current_num_threads(),
             "cpu_features": features,
             "cuda": cuda,
+            "cuda_mm": match streamdsl::cuda_mm_route() {
+                Ok(route) => route.to_string(),
+                Err(e) => e.to_string(),
+            },
             "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         })
     }

@@ -99,7 +99,7 @@ struct Fiber {
 };
 
 enum CollectiveKind { C_NONE, C_SHFL_IDX, C_SHFL_UP, C_SHFL_DOWN, C_SHFL_XOR, C_BALLOT, C_ANY, C_ALL, C_SYNCWARP,
-                      C_MMA_F16, C_MMA_BF16, C_REDUCE_ADD, C_REDUCE_MIN, C_REDUCE_MAX, C_REDUCE_UMIN,
+                      C_MMA_F16, C_MMA_BF16, C_LDMATRIX_X4, C_LDMATRIX_X4_TRANS, C_REDUCE_ADD, C_REDUCE_MIN, C_REDUCE_MAX, C_REDUCE_UMIN,
                       C_REDUCE_UMAX, C_REDUCE_AND, C_REDUCE_OR, C_REDUCE_XOR };
 
 struct WarpLane { u64 in[10]; u64 arg; u64 out[4]; };
@@ -441,6 +441,36 @@ inline void mma_m16n8k16(Warp* w, bool bf16) {
     }
 }
 
+// ldmatrix.sync.aligned.m8n8.x4{.trans}.shared.b16, from the PTX ISA ("Warp-level matrix load instruction:
+// ldmatrix"): lanes 8i..8i+7 hold the addresses of rows 0..7 of matrix i (each row 16 contiguous bytes, which
+// must be 16-byte aligned); a group of four consecutive lanes receives one row: lane l gets, in destination
+// register i, the elements (row l/4, columns 2(l%4), 2(l%4)+1) of matrix i, the lower column in the low half.
+// With .trans each matrix is read column-major: lane l gets (rows 2(l%4), 2(l%4)+1, column l/4). Every lane of
+// the warp takes part (.sync.aligned); a misaligned row address fails the launch.
+inline bool ldmatrix_x4(Warp* w, bool trans, unsigned* bad_lane) {
+    for (int lane = 0; lane < 32; ++lane) {
+        if (!(w->mask >> lane & 1u)) continue;
+        if (w->lane[lane].in[0] % 16 != 0) {
+            *bad_lane = (unsigned)lane;
+            return false;
+        }
+    }
+    auto elem = [w](int matrix, int row, int col) -> u32 {
+        unsigned short h;
+        std::memcpy(&h, (const char*)(uintptr_t)w->lane[8 * matrix + row].in[0] + 2 * col, 2);
+        return h;
+    };
+    for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane >> 2, t = lane & 3;
+        for (int i = 0; i < 4; ++i) {
+            const u32 lo = trans ? elem(i, 2 * t, g) : elem(i, g, 2 * t);
+            const u32 hi = trans ? elem(i, 2 * t + 1, g) : elem(i, g, 2 * t + 1);
+            w->lane[lane].out[i] = lo | (hi << 16);
+        }
+    }
+    return true;
+}
+
 inline void compute_collective(Warp* w) {
     const unsigned m = w->mask;
     const unsigned width = w->width == 0 || w->width > 32 ? 32 : w->width;
@@ -480,6 +510,16 @@ inline void compute_collective(Warp* w) {
         case C_SYNCWARP: break;
         case C_MMA_F16: mma_m16n8k16(w, false); break;
         case C_MMA_BF16: mma_m16n8k16(w, true); break;
+        case C_LDMATRIX_X4:
+        case C_LDMATRIX_X4_TRANS: {
+            unsigned bad = 0;
+            if (!ldmatrix_x4(w, w->kind == C_LDMATRIX_X4_TRANS, &bad)) {
+                fail(tl_block, SIM_TRAP, "ldmatrix: lane %u's row address 0x%llx is not 16-byte aligned", bad,
+                     (unsigned long long)w->lane[bad].in[0]);
+                siglongjmp(*tl_trap_jmp, 1);
+            }
+            break;
+        }
         default: {
             long long acc = 0;
             bool first = true;
@@ -1013,6 +1053,19 @@ inline void ptx_mma_m16n8k16_f16(float (&acc)[4], const unsigned (&a)[4], const 
 }
 inline void ptx_mma_m16n8k16_bf16(float (&acc)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     ::sim::mma_sync(::sim::C_MMA_BF16, acc, a, b);
+}
+// ldmatrix.sync.aligned.m8n8.x4{.trans}.shared.b16: a warp collective; the last lane to arrive reads every
+// lane's row (shared memory is the block's, on this OS thread) per the PTX ISA layout (see ldmatrix_x4).
+namespace sim {
+inline void ldmatrix_sync(int kind, unsigned (&r)[4], const void* row) {
+    u64 in[1] = {(u64)(uintptr_t)row};
+    WarpLane* me = collective(kind, 0xffffffffu, in, 1, 0, 32);
+    for (int i = 0; i < 4; ++i) r[i] = (u32)me->out[i];
+}
+}  // namespace sim
+inline void ptx_ldmatrix_x4(unsigned (&r)[4], const void* row) { ::sim::ldmatrix_sync(::sim::C_LDMATRIX_X4, r, row); }
+inline void ptx_ldmatrix_x4_trans(unsigned (&r)[4], const void* row) {
+    ::sim::ldmatrix_sync(::sim::C_LDMATRIX_X4_TRANS, r, row);
 }
 
 #endif  // STREAMDSL_SIM_EMULATION_H

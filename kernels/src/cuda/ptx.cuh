@@ -1,7 +1,7 @@
 // Inline PTX that has no C++ form, behind small named device functions. streamdsl's simulated driver
 // (cuda-sim) compiles the kernels as host C++ with -DSTREAMDSL_SIM and provides host versions of these
 // functions that follow the PTX ISA (rounding, NaN and subnormals of cvt; the documented fragment layouts of
-// mma.m16n8k16), so the simulator checks the kernels' use of them.
+// mma.m16n8k16, ldmatrix), so the simulator checks the kernels' use of them.
 #pragma once
 
 #ifndef STREAMDSL_SIM
@@ -59,6 +59,28 @@ __device__ __forceinline__ void ptx_mma_m16n8k16_bf16(float (&acc)[4], const uns
                  "{%0,%1,%2,%3};"
                  : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16: the warp loads four 8x8 matrices of 16-bit elements from shared
+// memory. Lanes 8i..8i+7 give the addresses of rows 0..7 of matrix i (each row 16 contiguous bytes, 16-byte
+// aligned; `row` is this lane's row, a generic pointer into shared memory). Lane l receives in r[i] the
+// elements (row l/4, columns 2(l%4) and 2(l%4)+1) of matrix i, the lower column in the low 16 bits: exactly
+// the A fragment of mma.m16n8k16 when the four matrices are A's quarters (rows 0-7/8-15 x cols 0-7/8-15).
+__device__ __forceinline__ void ptx_ldmatrix_x4(unsigned (&r)[4], const void* row) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// The same with .trans (each matrix read column-major): lane l receives in r[i] the elements (rows 2(l%4)
+// and 2(l%4)+1, column l/4) of matrix i, the lower row in the low 16 bits: the B fragment of mma.m16n8k16
+// from a row-major K x N tile in shared memory.
+__device__ __forceinline__ void ptx_ldmatrix_x4_trans(unsigned (&r)[4], const void* row) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
 }
 
 #endif

@@ -297,6 +297,11 @@ pub(crate) trait Kernels {
     fn convert<T: Element, U: Element>(&self, a: &Arc<Storage<T>>, out: &Arc<Storage<U>>) -> Result<()>;
     /// `out[0] = scale · Σ a`, deterministically.
     fn sum<T: Element>(&self, op: &'static str, a: &Arc<Storage<T>>, scale: f64, out: &Arc<Storage<T>>) -> Result<()>;
+    /// Whether this backend can run an `mm` of `dims` (asked before the output is allocated, so a refusal
+    /// leaves no buffer behind; `mm` checks again).
+    fn mm_ready<T: Element>(&self, _dims: MatmulDims) -> Result<()> {
+        Ok(())
+    }
     /// `out = a · b` for row-major operands of `dims`.
     fn mm<T: Element>(
         &self,

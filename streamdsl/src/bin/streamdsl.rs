@@ -17,7 +17,8 @@ const USAGE: &str = "usage:
   streamdsl precompile --arch sm_XY [--arch sm_XY ...] [--cache-dir DIR]
       compile every built-in kernel specialisation for each arch into the kernel cache (no GPU needed)
   streamdsl info
-      print the devices found, the driver and NVRTC versions and paths, and the cache directory";
+      print the devices found, the driver and NVRTC versions and paths, the cache directory, and which
+      implementation `mm` uses on CUDA (cuBLAS or streamdsl's kernels) and why";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -143,5 +144,11 @@ fn info() -> Result<(), String> {
         Err(e) => println!("nvrtc: {e}"),
     }
     println!("kernel cache: {}", KernelCache::default_dir().display());
+    match streamdsl::cuda_mm_route() {
+        Ok(route) => println!("mm on CUDA: {route}"),
+        Err(e) => println!("mm on CUDA: {e}"),
+    }
+    let tf32 = if streamdsl::allow_tf32() { "allowed" } else { "off (STREAMDSL_ALLOW_TF32=1 allows it)" };
+    println!("TF32 for f32 mm on CUDA: {tf32}");
     Ok(())
 }

@@ -22,7 +22,9 @@ pub struct KernelSpec {
     entry_points: Vec<String>,
 }
 
-/// Tile parameters of the SIMT `mm_tiled` kernel: block tile `bm × bn × bk`, per-thread `tm × tn`.
+/// Tile parameters of the `mm` kernels: block tile `bm × bn × bk`, and `tm × tn` the register block of one
+/// thread (the SIMT `mm_tiled`, f32/f64) or of one warp (the tensor-core `mm_mma`, f16/bf16, whose `bk` is
+/// 32 and whose warp tile is a multiple of 16 × 16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MmTile {
     /// Rows of C per block.
@@ -31,38 +33,74 @@ pub struct MmTile {
     pub bn: u32,
     /// Depth of one shared-memory stage.
     pub bk: u32,
-    /// Rows per thread.
+    /// Rows per thread (SIMT) or per warp (tensor cores).
     pub tm: u32,
-    /// Columns per thread.
+    /// Columns per thread (SIMT) or per warp (tensor cores).
     pub tn: u32,
 }
 
 impl MmTile {
-    /// Large tiles for big f32 products.
+    /// Large SIMT tiles for big f32 products.
     pub const LARGE: MmTile = MmTile { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
-    /// Small tiles: small products (more blocks) and f64 (register pressure).
+    /// Small SIMT tiles: small products (more blocks) and f64 (register pressure).
     pub const SMALL: MmTile = MmTile { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 };
+    /// Large tensor-core tiles for big f16/bf16 products: 8 warps of 64 × 32.
+    pub const MMA_LARGE: MmTile = MmTile { bm: 128, bn: 128, bk: 32, tm: 64, tn: 32 };
+    /// Small tensor-core tiles: 4 warps of 32 × 32.
+    pub const MMA_SMALL: MmTile = MmTile { bm: 64, bn: 64, bk: 32, tm: 32, tn: 32 };
 
-    /// Threads per block.
+    /// Threads per block of a SIMT tile.
     pub fn threads(&self) -> u32 {
         (self.bm / self.tm) * (self.bn / self.tn)
     }
 
-    /// The tile used for an `m × n` output of `dtype` (f16/bf16 use tensor cores, not these tiles).
+    /// Threads per block of this tile in the kernel `dtype` uses: one per `tm × tn` block for f32/f64, a
+    /// warp per `tm × tn` block for f16/bf16.
+    ///
+    /// ```
+    /// use streamdsl::{jit::MmTile, DType};
+    /// assert_eq!(MmTile::LARGE.threads_for(DType::F32), 256);
+    /// assert_eq!(MmTile::MMA_LARGE.threads_for(DType::BF16), 256);
+    /// assert_eq!(MmTile::MMA_SMALL.threads_for(DType::F16), 128);
+    /// ```
+    pub fn threads_for(&self, dtype: DType) -> u32 {
+        match dtype {
+            DType::F16 | DType::BF16 => self.threads() * 32,
+            DType::F32 | DType::F64 => self.threads(),
+        }
+    }
+
+    /// The tile used for an `m × n` output of `dtype`: large tiles where they still give enough blocks to fill
+    /// the device (~132 SMs on an H100), else small ones; f64 always small (register pressure).
     ///
     /// ```
     /// use streamdsl::{jit::MmTile, DType};
     /// assert_eq!(MmTile::for_shape(DType::F32, 4096, 4096), MmTile::LARGE);
     /// assert_eq!(MmTile::for_shape(DType::F32, 100, 100), MmTile::SMALL);
     /// assert_eq!(MmTile::for_shape(DType::F64, 4096, 4096), MmTile::SMALL);
+    /// assert_eq!(MmTile::for_shape(DType::BF16, 8192, 8192), MmTile::MMA_LARGE);
+    /// assert_eq!(MmTile::for_shape(DType::F16, 1024, 1024), MmTile::MMA_SMALL);
     /// ```
     pub fn for_shape(dtype: DType, m: usize, n: usize) -> MmTile {
-        // Large tiles need enough blocks to fill the device (~132 SMs on an H100).
-        if dtype == DType::F32 && m.div_ceil(128) * n.div_ceil(128) >= 128 {
-            MmTile::LARGE
-        } else {
-            MmTile::SMALL
+        let many = m.div_ceil(128) * n.div_ceil(128) >= 128;
+        match dtype {
+            DType::F32 if many => MmTile::LARGE,
+            DType::F32 | DType::F64 => MmTile::SMALL,
+            DType::F16 | DType::BF16 if many => MmTile::MMA_LARGE,
+            DType::F16 | DType::BF16 => MmTile::MMA_SMALL,
         }
+    }
+
+    /// Whether this is a tensor-core tile (`bk` = 32, warp tile a multiple of 16 × 16 with an even number of
+    /// 8-column tiles, whole warps dividing the block tile).
+    fn is_mma(&self) -> bool {
+        self.bk == 32
+            && self.tm > 0
+            && self.tn > 0
+            && self.tm.is_multiple_of(16)
+            && self.tn.is_multiple_of(16)
+            && self.bm.is_multiple_of(self.tm)
+            && self.bn.is_multiple_of(self.tn)
     }
 }
 
@@ -164,24 +202,30 @@ impl KernelSpec {
         )
     }
 
-    /// The matrix product of `dtype`: `mm_tiled` with `tile` for f32/f64, `mm_mma` (tensor cores) for f16/bf16.
+    /// The matrix product of `dtype`: `mm_tiled` with `tile` for f32/f64, `mm_mma` (tensor cores) for f16/bf16,
+    /// whose tile must be a tensor-core one ([`MmTile::MMA_LARGE`], [`MmTile::MMA_SMALL`]; any other selects
+    /// `MMA_SMALL`).
     pub fn mm(dtype: DType, tile: MmTile) -> KernelSpec {
         let t = cuda_type(dtype).to_string();
+        let dims = |tile: MmTile| {
+            vec![
+                ("BM", tile.bm.to_string()),
+                ("BN", tile.bn.to_string()),
+                ("BK", tile.bk.to_string()),
+                ("TM", tile.tm.to_string()),
+                ("TN", tile.tn.to_string()),
+            ]
+        };
         match dtype {
             DType::F16 | DType::BF16 => {
-                let defines = vec![("T", t), ("MMA", "1".into()), ("MMA_AB", format!("\"{dtype}\""))];
-                Self::new(format!("mm_mma.{dtype}"), "mm.cu", streamdsl_kernels::MM, defines, &["mm_mma"])
+                let tile = if tile.is_mma() { tile } else { MmTile::MMA_SMALL };
+                let mut defines = vec![("T", t), ("MMA", "1".into()), ("MMA_AB", format!("\"{dtype}\""))];
+                defines.extend(dims(tile));
+                Self::new(format!("mm_mma.{dtype}.{tile}"), "mm.cu", streamdsl_kernels::MM, defines, &["mm_mma"])
             }
             DType::F32 | DType::F64 => {
-                let defines = vec![
-                    ("T", t.clone()),
-                    ("ACC", t),
-                    ("BM", tile.bm.to_string()),
-                    ("BN", tile.bn.to_string()),
-                    ("BK", tile.bk.to_string()),
-                    ("TM", tile.tm.to_string()),
-                    ("TN", tile.tn.to_string()),
-                ];
+                let mut defines = vec![("T", t.clone()), ("ACC", t)];
+                defines.extend(dims(tile));
                 Self::new(format!("mm_tiled.{dtype}.{tile}"), "mm.cu", streamdsl_kernels::MM, defines, &["mm_tiled"])
             }
         }
@@ -217,8 +261,8 @@ impl KernelSpec {
 ///
 /// ```
 /// let all = streamdsl::jit::catalog();
-/// assert!(all.iter().any(|k| k.name() == "mm_mma.bf16"));
-/// assert_eq!(all.len(), 30);
+/// assert!(all.iter().any(|k| k.name() == "mm_mma.bf16.128x128x32.64x32"));
+/// assert_eq!(all.len(), 32);
 /// ```
 pub fn catalog() -> Vec<KernelSpec> {
     let mut out = Vec::new();
@@ -229,8 +273,10 @@ pub fn catalog() -> Vec<KernelSpec> {
     out.push(KernelSpec::mm(DType::F32, MmTile::LARGE));
     out.push(KernelSpec::mm(DType::F32, MmTile::SMALL));
     out.push(KernelSpec::mm(DType::F64, MmTile::SMALL));
-    out.push(KernelSpec::mm(DType::F16, MmTile::SMALL));
-    out.push(KernelSpec::mm(DType::BF16, MmTile::SMALL));
+    for dtype in [DType::F16, DType::BF16] {
+        out.push(KernelSpec::mm(dtype, MmTile::MMA_LARGE));
+        out.push(KernelSpec::mm(dtype, MmTile::MMA_SMALL));
+    }
     out.push(KernelSpec::busy());
     out
 }

@@ -1,5 +1,6 @@
 //! Finding NVRTC without set-up: `STREAMDSL_NVRTC`, `CUDA_PATH`/`CUDA_HOME`, the system loader path, and
-//! the `nvidia-cuda-nvrtc` Python wheel in any `site-packages/nvidia/*/lib`.
+//! the `nvidia-cuda-nvrtc` Python wheel in any `site-packages/nvidia/*/lib`. The same search finds cuBLAS
+//! for the CUDA backend ([`library_candidates`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -73,8 +74,13 @@ impl fmt::Display for Nvrtc {
 
 /// Where the search looks, in order, for messages.
 fn search_places() -> Vec<&'static str> {
+    library_search_places("$STREAMDSL_NVRTC")
+}
+
+/// Where [`library_candidates`] looks, in order, for messages; `variable` is the override's name.
+pub(crate) fn library_search_places(variable: &'static str) -> Vec<&'static str> {
     vec![
-        "$STREAMDSL_NVRTC",
+        variable,
         "$CUDA_PATH",
         "$CUDA_HOME",
         "/usr/local/cuda",
@@ -87,10 +93,19 @@ const NAMES: &[&str] = &["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"];
 
 /// Every path worth trying, in search order (duplicates removed).
 fn candidates() -> Vec<PathBuf> {
+    library_candidates("STREAMDSL_NVRTC", NAMES)
+}
+
+/// Every path worth trying for a CUDA library with file `names`, in search order (duplicates removed): the
+/// environment variable `variable` (the library itself, or its folder), `CUDA_PATH`/`CUDA_HOME` and
+/// `/usr/local/cuda`, `LD_LIBRARY_PATH` and the system library folders, then the NVIDIA Python wheels
+/// (`site-packages/nvidia/*/lib`: `cu13` before `cu12`, then the per-library folders such as `cublas`).
+/// NVRTC and cuBLAS are found the same way.
+pub(crate) fn library_candidates(variable: &str, names: &[&str]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("STREAMDSL_NVRTC").map(PathBuf::from) {
+    if let Some(p) = std::env::var_os(variable).map(PathBuf::from) {
         if p.is_dir() {
-            out.extend(NAMES.iter().map(|n| p.join(n)));
+            out.extend(names.iter().map(|n| p.join(n)));
         } else {
             out.push(p);
         }
@@ -100,22 +115,22 @@ fn candidates() -> Vec<PathBuf> {
     roots.push("/usr/local/cuda".into());
     for root in roots {
         for lib in ["lib64", "lib", "targets/x86_64-linux/lib"] {
-            out.extend(NAMES.iter().map(|n| root.join(lib).join(n)));
+            out.extend(names.iter().map(|n| root.join(lib).join(n)));
         }
     }
     for dir in std::env::var_os("LD_LIBRARY_PATH").iter().flat_map(std::env::split_paths) {
-        out.extend(NAMES.iter().map(|n| dir.join(n)));
+        out.extend(names.iter().map(|n| dir.join(n)));
     }
     for dir in ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"] {
-        out.extend(NAMES.iter().map(|n| Path::new(dir).join(n)));
+        out.extend(names.iter().map(|n| Path::new(dir).join(n)));
     }
     for site in site_packages() {
         let Ok(entries) = std::fs::read_dir(site.join("nvidia")) else { continue };
         let mut libs: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("lib")).collect();
         libs.sort();
-        libs.reverse(); // cu13 before cu12, cuda_nvrtc last
+        libs.reverse(); // cu13 before cu12, then the per-library folders (cuda_nvrtc, cublas)
         for lib in libs {
-            out.extend(NAMES.iter().map(|n| lib.join(n)));
+            out.extend(names.iter().map(|n| lib.join(n)));
         }
     }
     let mut seen = std::collections::HashSet::new();

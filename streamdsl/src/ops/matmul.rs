@@ -59,6 +59,12 @@ fn plan(a: &[usize], b: &[usize]) -> Result<(MatmulDims, Vec<usize>)> {
 pub fn mm_on<T: Element>(stream: &Stream, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     let (dims, shape) = plan(a.shape(), b.shape())?;
     crate::ops::check_devices(stream, "mm", &[a.device(), b.device()])?;
+    // What the backend would refuse (cuBLAS forced but missing, dimensions it cannot index) is refused before
+    // the output exists.
+    match stream.queue() {
+        Queue::Cpu(q) => q.mm_ready::<T>(dims),
+        Queue::Cuda(q) => q.mm_ready::<T>(dims),
+    }?;
     let out = Tensor::alloc(stream, shape)?;
     match stream.queue() {
         Queue::Cpu(q) => q.mm(&a.storage, &b.storage, &out.storage, dims),

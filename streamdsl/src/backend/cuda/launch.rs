@@ -58,6 +58,16 @@ impl<'a> Launcher<'a> {
         })
     }
 
+    /// The raw stream this launcher enqueues on, for a library call that takes one (cuBLAS in `mm`).
+    ///
+    /// # Safety
+    /// Only work of the launching op may be enqueued on it, during this submission, touching only memory the
+    /// op owns for its accesses (as [`Launcher::launch`] requires). It must not be destroyed or used after the
+    /// submission: a library handle that remembers it (cuBLAS's) must be given a stream again before each use.
+    pub(crate) unsafe fn raw_stream(&self) -> CUstream {
+        self.stream
+    }
+
     /// Blocks for a grid-stride kernel over `n` items with 256-thread blocks.
     pub(crate) fn blocks_for(&self, n: u64) -> u32 {
         n.div_ceil(256).clamp(1, u64::from(self.machine.sm_count.max(1)) * 16) as u32

@@ -1224,7 +1224,7 @@ impl DeviceBuffer {
 }
 
 /// Whether the loaded driver is streamdsl's simulator (it exports `streamdsl_sim_version`).
-fn on_simulator() -> bool {
+pub(crate) fn on_simulator() -> bool {
     static SIM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SIM.get_or_init(super::driver::sim::present)
 }

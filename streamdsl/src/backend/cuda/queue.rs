@@ -9,6 +9,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::blas::{self, Cublas, GemmArgs, Route};
 use super::launch::Launcher;
 use super::machine::CudaMachine;
 use crate::backend::{Access, BinaryOp, Kernels, Machine, MatmulDims, Operand, Storage, Work};
@@ -29,6 +30,86 @@ fn arg<V>(v: &mut V) -> *mut c_void {
 }
 
 impl Queue<'_> {
+    /// How `mm` of `d` runs here: cuBLAS (see `blas`) or our kernels, with everything checked that could
+    /// refuse it (cuBLAS forced but missing, dimensions beyond the kernels' or cuBLAS's 32-bit arguments).
+    fn mm_plan<T: Element>(&self, d: MatmulDims) -> Result<MmPlan> {
+        let too_large = |reason: String| Error::InvalidArgument { op: "mm", reason };
+        if let Route::Cublas(lib) = blas::route(self.machine)? {
+            let args = GemmArgs::plan(T::DTYPE, d, crate::mm_config::allow_tf32()).map_err(too_large)?;
+            return Ok(MmPlan::Cublas(lib, args));
+        }
+        let tile = MmTile::for_shape(T::DTYPE, d.m, d.n);
+        let entry = match T::DTYPE {
+            DType::F16 | DType::BF16 => "mm_mma",
+            DType::F32 | DType::F64 => "mm_tiled",
+        };
+        let (bm, bn) = (tile.bm as usize, tile.bn as usize);
+        // The kernels index rows and columns with 32-bit ints and tile the rows along grid y: refuse what
+        // would not fit rather than compute on wrapped indices.
+        let (Ok(m), Ok(n), Ok(k)) = (i32::try_from(d.m), i32::try_from(d.n), i32::try_from(d.k)) else {
+            return Err(too_large(format!(
+                "the CUDA kernels take dimensions up to {} (got m={}, k={}, n={})",
+                i32::MAX,
+                d.m,
+                d.k,
+                d.n
+            )));
+        };
+        if d.m.div_ceil(bm) > MAX_GRID_YZ {
+            return Err(too_large(format!(
+                "{} rows are more than the CUDA kernel's {} row tiles of {bm}",
+                d.m, MAX_GRID_YZ
+            )));
+        }
+        Ok(MmPlan::Kernels(MmLaunch {
+            spec: KernelSpec::mm(T::DTYPE, tile),
+            entry,
+            grid: (d.n.div_ceil(bn) as u32, d.m.div_ceil(bm) as u32),
+            block: tile.threads_for(T::DTYPE),
+            mnk: (m, n, k),
+        }))
+    }
+
+    /// `mm` with our kernels (`mm_tiled`, `mm_mma`), planned by [`Queue::mm_plan`].
+    fn mm_kernels<T: Element>(
+        &self,
+        plan: MmLaunch,
+        a: &Arc<Storage<T>>,
+        b: &Arc<Storage<T>>,
+        out: &Arc<Storage<T>>,
+        d: MatmulDims,
+    ) -> Result<()> {
+        let MmLaunch { spec, entry, grid: (grid_x, grid_y), block, mnk: (m, n, k) } = plan;
+        let elem = T::DTYPE.size_in_bytes() as u64;
+        self.submit("mm", &[a, b], out, move |l, ins, c| {
+            let (mut m, mut n, mut k) = (m, n, k);
+            let (mut abs, mut bbs) = (d.a_batch_stride as u64, d.b_batch_stride as u64);
+            // Grid z is the batch index and holds at most 65,535: longer batches take several launches.
+            for first in (0..d.batch).step_by(MAX_GRID_YZ) {
+                let count = (d.batch - first).min(MAX_GRID_YZ) as u32;
+                let first = first as u64;
+                let mut pa = ins[0] + first * abs * elem;
+                let mut pb = ins[1] + first * bbs * elem;
+                let mut pc = c + first * d.m as u64 * d.n as u64 * elem;
+                let args = &mut [
+                    arg(&mut pa),
+                    arg(&mut pb),
+                    arg(&mut pc),
+                    arg(&mut m),
+                    arg(&mut n),
+                    arg(&mut k),
+                    arg(&mut abs),
+                    arg(&mut bbs),
+                ];
+                // SAFETY: `mm_*(const T* A, const T* B, T* C, int M, int N, int K, u64 a_batch_stride, u64
+                // b_batch_stride)`; the op checked that A holds batch·m·k (or m·k shared), B batch·k·n (or k·n)
+                // and C batch·m·n elements, and these launches cover batches `first..first + count`.
+                unsafe { l.launch(&spec, entry, (grid_x, grid_y, count), block, args)? };
+            }
+            Ok(())
+        })
+    }
+
     fn submit_work(&self, op: &'static str, reads: &[&SharedLog], writes: &[&SharedLog], work: Work) -> Result<Point> {
         self.machine.submit(self.stream, op, Access { reads, writes }, work)
     }
@@ -47,6 +128,21 @@ impl Queue<'_> {
         self.submit_work(op, &reads, &[&out.log], Work::Device(Box::new(move |l| body(l, &ins, dst))))?;
         Ok(())
     }
+}
+
+/// How one `mm` runs.
+enum MmPlan {
+    Cublas(&'static Cublas, GemmArgs),
+    Kernels(MmLaunch),
+}
+
+/// One of our `mm` kernels with its launch shape (grid x, y; z is the batch) and `(m, n, k)` arguments.
+struct MmLaunch {
+    spec: KernelSpec,
+    entry: &'static str,
+    grid: (u32, u32),
+    block: u32,
+    mnk: (i32, i32, i32),
 }
 
 /// The `Broadcast` struct of `elementwise.cu`, passed by value.
@@ -251,6 +347,10 @@ impl Kernels for Queue<'_> {
         })
     }
 
+    fn mm_ready<T: Element>(&self, d: MatmulDims) -> Result<()> {
+        self.mm_plan::<T>(d).map(drop)
+    }
+
     fn mm<T: Element>(
         &self,
         a: &Arc<Storage<T>>,
@@ -258,60 +358,23 @@ impl Kernels for Queue<'_> {
         out: &Arc<Storage<T>>,
         d: MatmulDims,
     ) -> Result<()> {
-        let (spec, entry, (bm, bn), block) = match T::DTYPE {
-            DType::F16 | DType::BF16 => (KernelSpec::mm(T::DTYPE, MmTile::SMALL), "mm_mma", (64, 64), 128),
-            DType::F32 | DType::F64 => {
-                let tile = MmTile::for_shape(T::DTYPE, d.m, d.n);
-                (KernelSpec::mm(T::DTYPE, tile), "mm_tiled", (tile.bm as usize, tile.bn as usize), tile.threads())
-            }
+        let (lib, args) = match self.mm_plan::<T>(d)? {
+            MmPlan::Cublas(lib, args) => (lib, args),
+            MmPlan::Kernels(launch) => return self.mm_kernels(launch, a, b, out, d),
         };
-        // The kernels index rows and columns with 32-bit ints and tile the rows along grid y: refuse what
-        // would not fit rather than compute on wrapped indices.
-        let too_large = |reason: String| Error::InvalidArgument { op: "mm", reason };
-        let (Ok(m), Ok(n), Ok(k)) = (i32::try_from(d.m), i32::try_from(d.n), i32::try_from(d.k)) else {
-            return Err(too_large(format!(
-                "the CUDA kernels take dimensions up to {} (got m={}, k={}, n={})",
-                i32::MAX,
-                d.m,
-                d.k,
-                d.n
-            )));
-        };
-        if d.m.div_ceil(bm) > MAX_GRID_YZ {
-            return Err(too_large(format!(
-                "{} rows are more than the CUDA kernel's {} row tiles of {bm}",
-                d.m, MAX_GRID_YZ
-            )));
-        }
-        let grid_x = d.n.div_ceil(bn) as u32;
-        let grid_y = d.m.div_ceil(bm) as u32;
-        let elem = T::DTYPE.size_in_bytes() as u64;
+        let machine = Arc::clone(self.machine);
+        let ws_bytes = blas::workspace_bytes(machine.arch.compute_capability());
         self.submit("mm", &[a, b], out, move |l, ins, c| {
-            let (mut m, mut n, mut k) = (m, n, k);
-            let (mut abs, mut bbs) = (d.a_batch_stride as u64, d.b_batch_stride as u64);
-            // Grid z is the batch index and holds at most 65,535: longer batches take several launches.
-            for first in (0..d.batch).step_by(MAX_GRID_YZ) {
-                let count = (d.batch - first).min(MAX_GRID_YZ) as u32;
-                let first = first as u64;
-                let mut pa = ins[0] + first * abs * elem;
-                let mut pb = ins[1] + first * bbs * elem;
-                let mut pc = c + first * d.m as u64 * d.n as u64 * elem;
-                let args = &mut [
-                    arg(&mut pa),
-                    arg(&mut pb),
-                    arg(&mut pc),
-                    arg(&mut m),
-                    arg(&mut n),
-                    arg(&mut k),
-                    arg(&mut abs),
-                    arg(&mut bbs),
-                ];
-                // SAFETY: `mm_*(const T* A, const T* B, T* C, int M, int N, int K, u64 a_batch_stride, u64
-                // b_batch_stride)`; the op checked that A holds batch·m·k (or m·k shared), B batch·k·n (or k·n)
-                // and C batch·m·n elements, and these launches cover batches `first..first + count`.
-                unsafe { l.launch(&spec, entry, (grid_x, grid_y, count), block, args)? };
+            let ws = l.scratch(ws_bytes)?;
+            // SAFETY: the stream is this op's, used only for this call during the submission (the handle is
+            // given a stream again before every use); `ins` are A and B, read, and `c` is the output, written,
+            // holding what `args` indexes (planned from the dims the op checked); `ws` holds `ws_bytes`, is used
+            // by this call only and freed after it on the same stream.
+            unsafe {
+                let done = blas::gemm(lib, &machine, l.raw_stream(), ws, ws_bytes, &args, ins[0], ins[1], c);
+                l.free(ws)?;
+                done
             }
-            Ok(())
         })
     }
 
