@@ -5,6 +5,7 @@
 //! into their explicit-stream forms, and `expand` generates the code.
 
 mod expand;
+mod kernel;
 mod model;
 mod parse;
 mod rewrite;
@@ -24,4 +25,11 @@ pub fn gpu_scope(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn check_rewrite_targets(input: TokenStream) -> TokenStream {
     rewrite::check_targets(input.into()).into()
+}
+
+/// Writes a kernel in Rust: one definition runs on the CPU backend (as Rust) and on CUDA (as CUDA C compiled by
+/// NVRTC), with the same bits. Use it as `streamdsl::kernel`; its documentation is there.
+#[proc_macro_attribute]
+pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
+    kernel::kernel(attr.into(), item.into()).into()
 }

@@ -13,6 +13,7 @@
 
 mod cache;
 mod catalog;
+mod kernel_source;
 mod nvrtc;
 mod nvrtc_api;
 mod source;
@@ -22,6 +23,7 @@ use std::str::FromStr;
 
 pub use cache::{CacheOutcome, Compiled, KernelCache};
 pub use catalog::{catalog, cuda_type, KernelSpec, MmTile, REDUCE_BLOCK};
+pub use kernel_source::KernelSource;
 pub use nvrtc::Nvrtc;
 
 use crate::error::{Error, Result};

@@ -5,6 +5,7 @@
 //! (streams, events, memory); `launch` is what one op's device work enqueues with; `queue` holds each op's
 //! kernel, arguments and launch shape.
 
+mod custom;
 pub(crate) mod driver;
 mod launch;
 mod machine;
