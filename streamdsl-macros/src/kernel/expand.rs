@@ -215,6 +215,7 @@ impl Parts<'_> {
         let Some((cpu_fn, fallible)) = cpu_fn else {
             let launch = quote! {
                 #[doc(hidden)]
+                #[allow(unused_variables)]
                 pub fn __streamdsl_launch<'a, T>(
                     stream: ::core::option::Option<&#k::Stream>, #(#launch_params),*
                 ) -> #k::Result<#ret> #where_clause {
@@ -379,7 +380,7 @@ impl Parts<'_> {
         };
         let launch = quote! {
             #[doc(hidden)]
-            #[allow(unreachable_code, unused_parens, unused_braces, clippy::all)]
+            #[allow(unreachable_code, unused_parens, unused_braces, unused_variables, clippy::all)]
             pub fn __streamdsl_launch<'a>(#(#wrapper_params),*) -> #k::kernel::GridLaunch<'a> {
                 let __slices = ::std::vec![#(#slices),*];
                 let __params = ::std::vec![#(#params),*];
@@ -423,8 +424,10 @@ impl Parts<'_> {
             },
             None => quote!(::core::panic!("this function did not compile")),
         };
+        let allow = cpu_fn.is_none().then(|| quote!(#[allow(unused_variables)]));
         let wrapper = quote! {
             #(#attrs)*
+            #allow
             #vis fn #name(#(#params),*) -> #ret {
                 #body
             }

@@ -412,6 +412,12 @@ impl Builder {
                     }
                     other => {
                         self.err(other, "a kernel's `let` binds one name (`let x = ...;` or `let mut x: f32 = ...;`)");
+                        // Bind the names anyway, so their uses are not reported too.
+                        let mut names = Vec::new();
+                        collect_idents(other, &mut names);
+                        for ident in names {
+                            self.new_local(&ident, true, None);
+                        }
                         return None;
                     }
                 };
@@ -946,6 +952,20 @@ impl Builder {
         let kind =
             ExprKind::For { var, start: Box::new(start), end: Box::new(end), inclusive, body, id: self.for_loops };
         self.expr_of(kind, e)
+    }
+}
+
+/// The names a pattern binds.
+fn collect_idents(pat: &syn::Pat, out: &mut Vec<Ident>) {
+    match pat {
+        syn::Pat::Ident(p) => out.push(p.ident.clone()),
+        syn::Pat::Tuple(t) => t.elems.iter().for_each(|p| collect_idents(p, out)),
+        syn::Pat::TupleStruct(t) => t.elems.iter().for_each(|p| collect_idents(p, out)),
+        syn::Pat::Slice(s) => s.elems.iter().for_each(|p| collect_idents(p, out)),
+        syn::Pat::Type(t) => collect_idents(&t.pat, out),
+        syn::Pat::Paren(p) => collect_idents(&p.pat, out),
+        syn::Pat::Reference(r) => collect_idents(&r.pat, out),
+        _ => {}
     }
 }
 

@@ -159,10 +159,25 @@ pub fn check(k: &Kernel) -> Result<Types, Vec<Error>> {
         RetTy::Scalar(s) => Kind::Known(Ty::Scalar(*s)),
         RetTy::Tuple(items) => Kind::Known(Ty::Tuple(items.clone())),
     };
+    if let RetTy::Tuple(_) = k.ret {
+        // The tail is a returned value: tuples are allowed there (and in `if`/`else` branches there).
+        c.stmts(&k.body, &ret);
+        match &k.body.tail {
+            Some(tail) => c.returned(tail, &ret),
+            None => {
+                let diverges = matches!(k.body.stmts.last(), Some(Stmt::Expr(e)) if c.t.never(e.ty));
+                if !diverges {
+                    let msg = format!("the kernel must return {}: end the body with the value", ret.describe());
+                    c.errors.push(error_at(k.body.span, k.body.span, msg));
+                }
+            }
+        }
+        c.finish();
+        return if c.errors.is_empty() { Ok(c.t) } else { Err(c.errors) };
+    }
     c.block(&k.body, &ret);
     if !c.t.never(k.body.ty) {
         match (&k.body.tail, &k.ret) {
-            (Some(tail), RetTy::Tuple(_)) => c.returned(tail, &ret),
             (Some(tail), _) => c.expect(tail.ty, &ret, tail.span, tail.end),
             (None, RetTy::Unit) => {}
             (None, _) => {
@@ -234,6 +249,20 @@ impl Checker<'_> {
     }
 
     fn block(&mut self, b: &Block, ret: &Kind) {
+        self.stmts(b, ret);
+        match &b.tail {
+            Some(tail) => {
+                self.expr(tail, ret);
+                self.unify(b.ty, tail.ty, tail.span, tail.end);
+            }
+            None => {
+                let diverges = matches!(b.stmts.last(), Some(Stmt::Expr(e)) if self.t.never(e.ty));
+                self.set(b.ty, if diverges { Kind::Never } else { Kind::Known(Ty::Unit) });
+            }
+        }
+    }
+
+    fn stmts(&mut self, b: &Block, ret: &Kind) {
         for s in &b.stmts {
             match s {
                 Stmt::Let { local, annot, init, .. } => {
@@ -251,33 +280,68 @@ impl Checker<'_> {
                 Stmt::Expr(e) => self.expr(e, ret),
             }
         }
-        match &b.tail {
-            Some(tail) => {
-                self.expr(tail, ret);
-                self.unify(b.ty, tail.ty, tail.span, tail.end);
+    }
+
+    /// A value returned from the kernel (`return x` or the body's tail); with several outputs, a tuple, or an
+    /// `if`/`else` or block whose values are tuples.
+    fn returned(&mut self, e: &Expr, ret: &Kind) {
+        let Kind::Known(Ty::Tuple(types)) = ret else {
+            self.expr(e, ret);
+            self.expect(e.ty, ret, e.span, e.end);
+            return;
+        };
+        match &e.kind {
+            ExprKind::Tuple(items) => {
+                for item in items {
+                    self.expr(item, ret);
+                }
+                if items.len() != types.len() {
+                    let msg = format!("the kernel returns {} values, not {}", types.len(), items.len());
+                    self.errors.push(error_at(e.span, e.end, msg));
+                    return;
+                }
+                for (item, ty) in items.iter().zip(types) {
+                    self.expect(item.ty, &Kind::Known(Ty::Scalar(*ty)), item.span, item.end);
+                }
+                self.set(e.ty, Kind::Never);
             }
-            None => {
-                let diverges = matches!(b.stmts.last(), Some(Stmt::Expr(e)) if self.t.never(e.ty));
-                self.set(b.ty, if diverges { Kind::Never } else { Kind::Known(Ty::Unit) });
+            ExprKind::Paren(x) => self.returned(x, ret),
+            ExprKind::If(cond, then, other) => {
+                self.expr(cond, ret);
+                self.expect(cond.ty, &Kind::Known(Ty::Scalar(Scalar::Bool)), cond.span, cond.end);
+                self.returned_block(then, ret);
+                match other {
+                    Some(o) => match &o.kind {
+                        ExprKind::Block(b) => self.returned_block(b, ret),
+                        _ => self.returned(o, ret),
+                    },
+                    None => {
+                        let msg = "this `if` needs an `else`: the kernel returns a value on every path";
+                        self.errors.push(error_at(e.span, e.end, msg));
+                    }
+                }
+                self.set(e.ty, Kind::Never);
+            }
+            ExprKind::Block(b) => {
+                self.returned_block(b, ret);
+                self.set(e.ty, Kind::Never);
+            }
+            _ => {
+                self.expr(e, ret);
+                if !self.t.never(e.ty) {
+                    let msg = format!("expected {}: return a tuple such as `(a, b)`", ret.describe());
+                    self.errors.push(error_at(e.span, e.end, msg));
+                }
             }
         }
     }
 
-    /// A value returned from the kernel (`return x` or the body's tail).
-    fn returned(&mut self, e: &Expr, ret: &Kind) {
-        if let (ExprKind::Tuple(items), Kind::Known(Ty::Tuple(types))) = (&e.kind, ret) {
-            if items.len() != types.len() {
-                let msg = format!("the kernel returns {} values, not {}", types.len(), items.len());
-                self.errors.push(error_at(e.span, e.end, msg));
-                return;
-            }
-            for (item, ty) in items.iter().zip(types) {
-                self.expect(item.ty, &Kind::Known(Ty::Scalar(*ty)), item.span, item.end);
-            }
-            self.set(e.ty, ret.clone());
-            return;
+    fn returned_block(&mut self, b: &Block, ret: &Kind) {
+        self.stmts(b, ret);
+        if let Some(t) = &b.tail {
+            self.returned(t, ret);
         }
-        self.expect(e.ty, ret, e.span, e.end);
+        self.set(b.ty, Kind::Never);
     }
 
     fn expr(&mut self, e: &Expr, ret: &Kind) {
@@ -483,10 +547,7 @@ impl Checker<'_> {
             ExprKind::Break | ExprKind::Continue => self.set(e.ty, Kind::Never),
             ExprKind::Return(value) => {
                 match value {
-                    Some(v) => {
-                        self.expr(v, ret);
-                        self.returned(v, ret);
-                    }
+                    Some(v) => self.returned(v, ret),
                     None => {
                         if *ret != Kind::Known(Ty::Unit) {
                             let msg = format!("this kernel returns {}: `return` needs a value", ret.describe());
