@@ -211,7 +211,7 @@ fn ints_ref(x: f32, a: i32, b: u32) -> f32 {
     let w = i.wrapping_mul(65536).wrapping_mul(65536).wrapping_add(a.wrapping_mul(2_000_000_000));
     let m = (u.wrapping_shl(3)) ^ (b >> 1) | (u & 0xff);
     let s = a.wrapping_shl(31) >> 3;
-    let big = (u as u64).wrapping_mul(3_000_000_000).wrapping_add((a as i64).abs() as u64);
+    let big = (u as u64).wrapping_mul(3_000_000_000).wrapping_add((a as i64).unsigned_abs());
     let q = i / 3 + i % 3 + (u / 7) as i32;
     let neg = a.wrapping_neg();
     let c = (a > 0 && b > 2) || a != 5;
@@ -358,26 +358,26 @@ fn on_both<V: PartialEq + std::fmt::Debug>(
     Ok(here)
 }
 
+#[allow(clippy::ptr_arg)]
 fn bits_f32(a: &Vec<f32>, b: &Vec<f32>) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_bits(*x, *y))
 }
 
 // ---- elementwise -------------------------------------------------------------------------------------------------
 
+type Binary = dyn Fn(&Tensor<f32>, &Tensor<f32>) -> Result<Tensor<f32>>;
+
 fn elementwise_kernels_match_references(dev: &Device) -> Result<()> {
     let xs = inputs(5000, 1);
     let ys = inputs(5000, 2);
     let n = xs.len();
-    let run = |d: &Device, k: &dyn Fn(&Tensor<f32>, &Tensor<f32>) -> Result<Tensor<f32>>| -> Result<Vec<f32>> {
+    let run = |d: &Device, k: &Binary| -> Result<Vec<f32>> {
         let x = tensor(xs.clone(), &[n], d)?;
         let y = tensor(ys.clone(), &[n], d)?;
         k(&x, &y)?.to_vec()
     };
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&Tensor<f32>, &Tensor<f32>) -> Result<Tensor<f32>>>,
-        Box<dyn Fn(f32, f32) -> f32>,
-    )> = vec![
+    type Case = (&'static str, Box<Binary>, Box<dyn Fn(f32, f32) -> f32>);
+    let cases: Vec<Case> = vec![
         ("gelu", Box::new(|x, _| gelu(x)), Box::new(|x, _| gelu_ref(x))),
         ("gelu_erf", Box::new(|x, _| gelu_erf(x)), Box::new(|x, _| gelu_erf_ref(x))),
         ("methods", Box::new(|x, y| methods(x, y)), Box::new(methods_ref)),

@@ -432,9 +432,7 @@ impl<'a> Cuda<'a> {
                 if s.is_float() {
                     (float_literal(s, float_bits(s, lit.base10_digits())), PREC_ATOM)
                 } else {
-                    let text = int_literal(s, literal_bits(lit));
-                    let prec = if text.starts_with('(') { PREC_ATOM } else { PREC_ATOM };
-                    (text, prec)
+                    (int_literal(s, literal_bits(lit)), PREC_ATOM)
                 }
             }
             ExprKind::Float(lit) => {
@@ -593,16 +591,16 @@ impl<'a> Cuda<'a> {
                     }
                     Some(init) => {
                         self.line(&format!("{ty} {name};"));
-                        self.into_dest(init, &Dest::Assign(name));
+                        self.lower_into(init, &Dest::Assign(name));
                     }
                 }
             }
-            Stmt::Expr(e) => self.into_dest(e, &Dest::Discard),
+            Stmt::Expr(e) => self.lower_into(e, &Dest::Discard),
         }
     }
 
     /// Lowers `e`, sending its value to `dest`.
-    fn into_dest(&mut self, e: &Expr, dest: &Dest) {
+    fn lower_into(&mut self, e: &Expr, dest: &Dest) {
         match &e.kind {
             ExprKind::If(c, then, other) if !self.simple(e) || matches!(dest, Dest::Discard) => {
                 let cond = self.condition(c);
@@ -616,7 +614,7 @@ impl<'a> Cuda<'a> {
                         self.indent += 1;
                         match &other.kind {
                             ExprKind::Block(b) => self.block_into(b, dest),
-                            _ => self.into_dest(other, dest),
+                            _ => self.lower_into(other, dest),
                         }
                         self.indent -= 1;
                         self.line("}");
@@ -631,7 +629,7 @@ impl<'a> Cuda<'a> {
                 self.indent -= 1;
                 self.line("}");
             }
-            ExprKind::Paren(x) => self.into_dest(x, dest),
+            ExprKind::Paren(x) => self.lower_into(x, dest),
             ExprKind::Assign(place, value) => {
                 let v = self.value(value);
                 let p = self.place(place);
@@ -732,14 +730,14 @@ impl<'a> Cuda<'a> {
             let text = self.value(v);
             self.line(&format!("return {text};"));
         } else {
-            self.into_dest(v, &Dest::Return);
+            self.lower_into(v, &Dest::Return);
         }
     }
 
     fn block_into(&mut self, b: &Block, dest: &Dest) {
         self.block_stmts(b);
         if let Some(tail) = &b.tail {
-            self.into_dest(tail, dest);
+            self.lower_into(tail, dest);
         }
     }
 
@@ -784,7 +782,7 @@ impl<'a> Cuda<'a> {
             if dest == Dest::Return {
                 self.returned(tail);
             } else {
-                self.into_dest(tail, &dest);
+                self.lower_into(tail, &dest);
             }
         }
         self.indent -= 1;

@@ -60,19 +60,9 @@ fn meet(a: &Kind, b: &Kind) -> Option<Kind> {
     Some(match (a, b) {
         (Never, x) | (x, Never) => x.clone(),
         (Any, x) | (x, Any) => x.clone(),
-        (Known(x), Known(y)) => {
-            if x == y {
-                Known(x.clone())
-            } else {
-                return None;
-            }
-        }
-        (Known(Ty::Scalar(s)), k) | (k, Known(Ty::Scalar(s))) => {
-            if k.admits(*s) {
-                Known(Ty::Scalar(*s))
-            } else {
-                return None;
-            }
+        (Known(x), Known(y)) if x == y => Known(x.clone()),
+        (Known(Ty::Scalar(s)), k) | (k, Known(Ty::Scalar(s))) if k.admits(*s) && !matches!(k, Known(_)) => {
+            Known(Ty::Scalar(*s))
         }
         (Known(_), _) | (_, Known(_)) => return None,
         (Num, x) | (x, Num) => x.clone(),

@@ -115,7 +115,9 @@ pub(crate) fn elementwise<T: Element, K: ElementwiseCpu<T>>(
 ) -> Result<()> {
     let name = launch.source.name();
     let shape = launch.shape.to_vec();
-    let inputs: Vec<Option<(Arc<Storage<T>>, Option<Vec<usize>>)>> = launch
+    // Each tensor input with its broadcast strides (none where it has the output's shape).
+    type Owned<T> = Option<(Arc<Storage<T>>, Option<Vec<usize>>)>;
+    let inputs: Vec<Owned<T>> = launch
         .inputs
         .iter()
         .map(|i| match i {
