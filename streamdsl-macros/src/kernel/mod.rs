@@ -35,6 +35,13 @@ pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#e #item);
         }
     };
+    if !errors.is_empty() {
+        // The attribute itself is wrong: say only that, with the form the signature suggests.
+        let sig = parse::signature(&f);
+        let grid = sig.params.iter().any(|(_, ty)| matches!(ty, Some(model::ParamTy::Slice { .. })));
+        let form = if grid { model::Form::Grid } else { options.form };
+        return expand::stub(&f, &options.krate, form, sig, errors);
+    }
     let built = parse::kernel(options.form, &f).and_then(|mut k| {
         lower_cuda::name_locals(&mut k);
         let types = validate::check(&k)?;

@@ -44,10 +44,13 @@ pub fn options(attr: TokenStream) -> (Options, Vec<Error>) {
                 krate = Some(path.to_token_stream());
             }
             _ => {
+                let near = ["grid", "device", "elementwise", "crate"].into_iter().find(|k| close(k, &key));
+                let hint = near.map(|k| format!("did you mean `{k}`? ")).unwrap_or_default();
                 return Err(meta.error(format!(
-                    "unknown option `{key}`: `#[kernel]` takes `grid` (an index-space kernel), `device` (a helper \
-                     callable from kernels) and `crate = path` (where the streamdsl crate is, default `::streamdsl`)"
-                )))
+                    "unknown option `{key}`: {hint}`#[kernel]` takes `grid` (an index-space kernel), `device` (a \
+                     helper callable from kernels) and `crate = path` (where the streamdsl crate is, default \
+                     `::streamdsl`)"
+                )));
             }
         }
         Ok(())
@@ -57,6 +60,22 @@ pub fn options(attr: TokenStream) -> (Options, Vec<Error>) {
     }
     let krate = krate.unwrap_or_else(|| quote::quote!(::streamdsl));
     (Options { form: form.map(|(f, _)| f).unwrap_or(Form::Elementwise), krate }, errors)
+}
+
+/// Whether `a` and `b` are at most two edits apart (a misspelled option).
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut prev = row[0];
+        row[0] = i;
+        for j in 1..=b.len() {
+            let cur = row[j];
+            row[j] = (row[j] + 1).min(row[j - 1] + 1).min(prev + usize::from(a[i - 1] != b[j - 1]));
+            prev = cur;
+        }
+    }
+    row[b.len()] <= 2
 }
 
 /// An error over the tokens from `start` to `end`.
@@ -97,6 +116,8 @@ pub struct Builder {
     loops: Vec<bool>,
     for_loops: usize,
     tuple_return: bool,
+    /// Locals whose declaration was already reported (their uses are not reported again).
+    poisoned: Vec<LocalId>,
 }
 
 /// The signature of a kernel as the expansion needs it even when the body has errors.
@@ -245,6 +266,7 @@ pub fn kernel(form: Form, f: &syn::ItemFn) -> Result<Kernel, Vec<Error>> {
         loops: Vec::new(),
         for_loops: 0,
         tuple_return: false,
+        poisoned: Vec::new(),
     };
     let sig = &f.sig;
     if let Some(c) = &sig.constness {
@@ -296,6 +318,15 @@ pub fn kernel(form: Form, f: &syn::ItemFn) -> Result<Kernel, Vec<Error>> {
             Ok(ty) => ty,
             Err(e) => {
                 b.errors.push(e);
+                // Declared anyway (as what it looks like), so its uses are not reported too.
+                let slice = match &*t.ty {
+                    syn::Type::Reference(r) if matches!(*r.elem, syn::Type::Slice(_)) => {
+                        Some((Scalar::F32, r.mutability.is_some()))
+                    }
+                    _ => None,
+                };
+                let local = b.new_local(&ident, mutable, slice);
+                b.poisoned.push(local);
                 continue;
             }
         };
@@ -421,6 +452,7 @@ impl Builder {
                         return None;
                     }
                 };
+                let before = self.errors.len();
                 let annot = match annot {
                     Some(ty) => match scalar_of(ty) {
                         Some(s) => Some(s),
@@ -432,6 +464,8 @@ impl Builder {
                     None => None,
                 };
                 let init = match &l.init {
+                    // An initializer of a type that was reported is not checked again.
+                    Some(_) if self.errors.len() > before => None,
                     Some(init) => {
                         if let Some((_, diverge)) = &init.diverge {
                             self.err(diverge, "`let ... else` is not supported in kernels");
@@ -442,6 +476,9 @@ impl Builder {
                 };
                 // After the initializer: `let x = x + 1;` reads the previous `x`.
                 let local = self.new_local(&ident, mutable, None);
+                if self.errors.len() > before {
+                    self.poisoned.push(local);
+                }
                 Some(Stmt::Let { local, annot, init, span: l.let_token.span })
             }
             syn::Stmt::Item(item) => {
@@ -514,10 +551,8 @@ impl Builder {
                     syn::UnOp::Neg(_) => UnOp::Neg,
                     syn::UnOp::Not(_) => UnOp::Not,
                     _ => {
-                        return self.unsupported(
-                            &u.op,
-                            "dereferences (`*x`): references, except the slice parameters of a grid kernel,",
-                        )
+                        self.err(u, "dereferences (`*x`) are not supported in kernels: a kernel works on values");
+                        return self.expr_of(ExprKind::Bool(false), e);
                     }
                 };
                 ExprKind::Unary(op, Box::new(self.expr(&u.expr)))
@@ -634,11 +669,12 @@ impl Builder {
                 ExprKind::Bool(false)
             }
             E::Reference(r) => {
-                return self.unsupported(
+                self.err(
                     r,
-                    "references (`&x`): a kernel works on values; the only references are the slice parameters of \
-                     a grid kernel, and they",
-                )
+                    "references are not supported in kernels: a kernel works on values (write `x`, not `&x`); the \
+                     only references are the `&[T]` and `&mut [T]` parameters of a `#[kernel(grid)]`",
+                );
+                ExprKind::Bool(false)
             }
             E::Array(a) => return self.unsupported(a, "arrays"),
             E::Repeat(r) => return self.unsupported(r, "arrays"),
@@ -902,8 +938,10 @@ impl Builder {
             );
             return self.expr_of(ExprKind::Bool(false), e);
         }
-        if self.lookup(&name).is_some() {
-            self.err(ident, format!("`{name}` is a variable, not a function"));
+        if let Some(id) = self.lookup(&name) {
+            if !self.poisoned.contains(&id) {
+                self.err(ident, format!("`{name}` is a variable, not a function"));
+            }
             return self.expr_of(ExprKind::Bool(false), e);
         }
         if !self.calls.iter().any(|c| c == ident) {
