@@ -33,6 +33,21 @@ fn gelu_scale_add(x: f32, s: f32, y: f32) -> f32 {
     g * s + y
 }
 
+/// The built-in binary ops as one kernel, as they compute: in f64, rounded once (the bits of `ops::add_on`, …,
+/// and of the scalar forms with `b` a value), for any element type.
+#[kernel]
+fn binary(a: f64, b: f64, op: u32) -> f64 {
+    if op == 0 {
+        a + b
+    } else if op == 1 {
+        a - b
+    } else if op == 2 {
+        a * b
+    } else {
+        a / b
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -107,6 +122,21 @@ fn main() -> Result<()> {
         let (k, b) =
             interleaved(reps, &s, || scale_on(&s, &x, 2.5).map(drop), || ops::mul_scalar_on(&s, &x, 2.5).map(drop))?;
         row("scale f32 (x * 2.5)", k, b, "`ops::mul_scalar_on`", 2.0 * mb);
+    }
+    if want("dogfood") {
+        let (k, b) =
+            interleaved(reps, &s, || binary_on(&s, &x, &y, 0).map(drop), || ops::add_on(&s, &x, &y).map(drop))?;
+        row("add f32 as the built-in computes it (f64, rounded once)", k, b, "`ops::add_on`", 3.0 * mb);
+        let (k, b) = interleaved(
+            reps,
+            &s,
+            || binary_on(&s, &x, 2.5, 2).map(drop),
+            || ops::mul_scalar_on(&s, &x, 2.5).map(drop),
+        )?;
+        row("mul_scalar f32 as the built-in computes it", k, b, "`ops::mul_scalar_on`", 2.0 * mb);
+        let got = binary_on(&s, &x, &y, 3)?.to_vec()?;
+        let want = ops::div_on(&s, &x, &y)?.to_vec()?;
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "the same bits as the built-in");
     }
     if want("broadcast") {
         let row_t = ops::randn_on::<f32>(&s, [10_000])?;
