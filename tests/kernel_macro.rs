@@ -235,6 +235,14 @@ fn axpby(a: f32, x: f32, b: f32, y: f32) -> f32 {
     a * x + b * y
 }
 
+/// Parameters named like the generated code's own (`stream`, `T`-like names, C keywords, header names).
+#[kernel]
+fn awkward_names(stream: f32, int: f32, k_n: u32, exp: f32) -> f32 {
+    let double = stream * 2.0 + int;
+    let float = double + exp;
+    float + k_n as f32
+}
+
 /// An f64 kernel on narrower tensors: computed in f64, rounded once.
 #[kernel]
 fn fma64(x: f64, y: f64) -> f64 {
@@ -385,6 +393,7 @@ fn elementwise_kernels_match_references(dev: &Device) -> Result<()> {
         ("ints", Box::new(|x, _| ints(x, -123_457, 77)), Box::new(|x, _| ints_ref(x, -123_457, 77))),
         ("ints(MIN)", Box::new(|x, _| ints(x, i32::MIN, u32::MAX)), Box::new(|x, _| ints_ref(x, i32::MIN, u32::MAX))),
         ("axpby", Box::new(|x, y| axpby(2.0, x, y, y)), Box::new(|x, y| 2.0 * x + y * y)),
+        ("awkward_names", Box::new(|x, y| awkward_names(x, y, 3, 0.5)), Box::new(|x, y| x * 2.0 + y + 0.5 + 3.0)),
     ];
     for (name, k, r) in &cases {
         let got = on_both(dev, name, |d| run(d, &**k), bits_f32)?;
@@ -682,6 +691,7 @@ fn sources() -> Vec<(&'static KernelSource, &'static [DType])> {
         (&ints::CUDA_SOURCE, F32),
         (&polar::CUDA_SOURCE, F32),
         (&axpby::CUDA_SOURCE, F32),
+        (&awkward_names::CUDA_SOURCE, F32),
         (&fma64::CUDA_SOURCE, ALL),
         (&f32_only::CUDA_SOURCE, F32),
         (&transpose::CUDA_SOURCE, ONE),
@@ -708,21 +718,34 @@ fn nvrtc_or_skip(test: &str) -> Option<Nvrtc> {
 #[test]
 fn every_generated_kernel_compiles_for_sm80_and_sm90() {
     let Some(nvrtc) = nvrtc_or_skip("every_generated_kernel_compiles_for_sm80_and_sm90") else { return };
-    let cache = KernelCache::in_memory();
-    let mut count = 0;
-    for arch in ["sm_80", "sm_90"] {
-        let arch: Arch = arch.parse().unwrap();
-        for (source, dtypes) in sources() {
-            for &dtype in dtypes {
-                let spec = source.spec(dtype).unwrap();
-                match cache.get_or_compile(&nvrtc, &spec, arch) {
-                    Ok(k) => assert!(k.cubin.len() > 1000, "{} {arch}: a tiny CUBIN", spec.name()),
-                    Err(e) => panic!("{} {dtype} {arch} does not compile:\n{e}\n{source}", source.name()),
-                }
-                count += 1;
-            }
-        }
-    }
+    let sources = sources();
+    // One thread per arch, as `tests/kernels.rs` does.
+    let counts: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ["sm_80", "sm_90"]
+            .into_iter()
+            .map(|arch| {
+                let (nvrtc, sources) = (&nvrtc, &sources);
+                scope.spawn(move || {
+                    let cache = KernelCache::in_memory();
+                    let arch: Arch = arch.parse().unwrap();
+                    let mut count = 0;
+                    for (source, dtypes) in sources {
+                        for &dtype in *dtypes {
+                            let spec = source.spec(dtype).unwrap();
+                            match cache.get_or_compile(nvrtc, &spec, arch) {
+                                Ok(k) => assert!(k.cubin.len() > 1000, "{} {arch}: a tiny CUBIN", spec.name()),
+                                Err(e) => panic!("{} {dtype} {arch} does not compile:\n{e}\n{source}", source.name()),
+                            }
+                            count += 1;
+                        }
+                    }
+                    count
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let count: usize = counts.iter().sum();
     report(&format!("compiled {count} #[kernel] specialisations for sm_80 and sm_90 with {nvrtc}"));
 }
 

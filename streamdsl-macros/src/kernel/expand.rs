@@ -198,6 +198,8 @@ impl Parts<'_> {
             }
         }
         let where_clause = quote!(where T: #(#bounds)+*);
+        // Hygienic: a kernel parameter may be called `stream`.
+        let stream = Ident::new("stream", Span::mixed_site());
         let on_doc =
             format!("[`{name}`](fn@{name}) on an explicit stream: enqueued on `stream`, whatever stream is current.");
         let wrappers = quote! {
@@ -207,8 +209,8 @@ impl Parts<'_> {
             }
 
             #[doc = #on_doc]
-            #vis fn #name_on<'a, T>(stream: &#k::Stream, #(#wrapper_params),*) -> #k::Result<#ret> #where_clause {
-                #name::__streamdsl_launch(::core::option::Option::Some(stream), #(#forward),*)
+            #vis fn #name_on<'a, T>(#stream: &#k::Stream, #(#wrapper_params),*) -> #k::Result<#ret> #where_clause {
+                #name::__streamdsl_launch(::core::option::Option::Some(#stream), #(#forward),*)
             }
         };
         let source = self.source_const(cuda, deps);
@@ -217,7 +219,7 @@ impl Parts<'_> {
                 #[doc(hidden)]
                 #[allow(unused_variables)]
                 pub fn __streamdsl_launch<'a, T>(
-                    stream: ::core::option::Option<&#k::Stream>, #(#launch_params),*
+                    #stream: ::core::option::Option<&#k::Stream>, #(#launch_params),*
                 ) -> #k::Result<#ret> #where_clause {
                     ::core::panic!("this kernel did not compile")
                 }
@@ -283,12 +285,12 @@ impl Parts<'_> {
             #[doc(hidden)]
             #[allow(clippy::all)]
             pub fn __streamdsl_launch<'a, T>(
-                stream: ::core::option::Option<&#k::Stream>, #(#launch_params),*
+                #stream: ::core::option::Option<&#k::Stream>, #(#launch_params),*
             ) -> #k::Result<#ret> #where_clause {
                 #(#prelude)*
                 let __params = [#(#params),*];
                 let [#(#tensors_out),*] = #rt::elementwise::<T, #m>(
-                    stream,
+                    #stream,
                     &Self::CUDA_SOURCE,
                     &__params,
                     move |__chunk: &#rt::Chunk<'_, T>, __outs: &mut [&mut [T]]| -> ::core::result::Result<(), #rt::Fault> {
