@@ -192,6 +192,7 @@ fn ints(x: f32, a: i32, b: u32) -> f32 {
     let neg = -a;
     let c = (a > 0 && b > 2) || !(a == 5);
     let f = if c { 1.0 } else { 0.0 };
+    let f = f + if m & 4 == 4 { 2.0 } else { 0.0 } + if (m | 1) ^ 3 > 2 { 4.0 } else { 0.0 };
     let mut sh: i64 = -1;
     sh <<= 40;
     sh >>= 3;
@@ -216,6 +217,7 @@ fn ints_ref(x: f32, a: i32, b: u32) -> f32 {
     let neg = a.wrapping_neg();
     let c = (a > 0 && b > 2) || a != 5;
     let f = if c { 1.0 } else { 0.0 };
+    let f = f + if m & 4 == 4 { 2.0 } else { 0.0 } + if (m | 1) ^ 3 > 2 { 4.0 } else { 0.0 };
     let sh: i64 = (-1i64 << 40) >> 3;
     let v = ((((u.wrapping_sub(1)).wrapping_mul(3)) / 2) | 1) & 0xffff;
     (w as f32) + (m as f32) * 0.001 + s as f32 + (big % 1000) as f32 + q as f32 + neg as f32 + f + sh as f32 + v as f32
@@ -778,6 +780,8 @@ fn the_generated_cuda_c_is_readable() {
     // Integer arithmetic wraps and divides through kernel.cuh.
     let i = ints::CUDA_SOURCE.to_string();
     assert!(i.contains("k_mul(k_mul(i, 65536), 65536)") && i.contains("k_div(i, 3)"), "{i}");
+    // C's precedence differs from Rust's (`m & 4 == 4` is `(m & 4) == 4` in Rust): parentheses say it.
+    assert!(i.contains("(m & 4u) == 4u") && i.contains("((m | 1u) ^ 3u) > 2u"), "{i}");
 }
 
 #[test]
