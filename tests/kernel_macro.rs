@@ -490,6 +490,27 @@ fn several_outputs_broadcasting_and_values(dev: &Device) -> Result<()> {
             }
         }
     }
+    // A broadcast over several chunks of the CPU backend, runs starting mid-row.
+    let (p, q, r) = (300, 61, 7);
+    let xs: Vec<f32> = (0..p * r).map(|i| (i % 97) as f32).collect();
+    let ys: Vec<f32> = (0..q).map(|j| j as f32 * 1000.0).collect();
+    let out = on_both(
+        dev,
+        "axpby big broadcast",
+        |d| {
+            let x = tensor(xs.clone(), &[p, 1, r], d)?;
+            let y = tensor(ys.clone(), &[1, q, 1], d)?;
+            axpby(1.0, &x, 1.0, &y)?.to_vec()
+        },
+        bits_f32,
+    )?;
+    for i in 0..p {
+        for j in 0..q {
+            for k in 0..r {
+                assert_eq!(out[(i * q + j) * r + k], xs[i * r + k] + ys[j], "[{i}, {j}, {k}]");
+            }
+        }
+    }
     // Shapes that do not broadcast, and a kernel with no tensor.
     let s = Stream::new(dev)?;
     let a = ops::zeros_on::<f32>(&s, [3])?;

@@ -83,17 +83,38 @@ impl<'a, T: Element> Chunk<'a, T> {
                     rem /= shape[d];
                 }
                 let mut at: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
-                for _ in 0..self.len {
-                    let x = *input.data.get(at).ok_or_else(Fault::internal)?;
-                    scratch.push(x.widen());
-                    for d in (0..shape.len()).rev() {
-                        idx[d] += 1;
-                        at += strides[d];
-                        if idx[d] < shape[d] {
-                            break;
+                let last = shape.len() - 1;
+                let (extent, step) = (shape[last], strides[last]);
+                let mut left = self.len;
+                // A run along the innermost dimension at a time: a slice (stride 1) or one value (stride 0).
+                while left > 0 {
+                    let run = (extent - idx[last]).min(left);
+                    match step {
+                        0 => {
+                            let x = input.data.get(at).ok_or_else(Fault::internal)?.widen();
+                            scratch.extend(std::iter::repeat_n(x, run));
                         }
+                        1 => {
+                            let xs = input.data.get(at..at + run).ok_or_else(Fault::internal)?;
+                            scratch.extend(xs.iter().map(|&x| x.widen()));
+                        }
+                        _ => {
+                            for k in 0..run {
+                                scratch.push(input.data.get(at + k * step).ok_or_else(Fault::internal)?.widen());
+                            }
+                        }
+                    }
+                    left -= run;
+                    // Advance the multi-index by `run` (the innermost dimension wraps at most once).
+                    idx[last] += run;
+                    at += run * step;
+                    let mut d = last;
+                    while idx[d] == shape[d] && d > 0 {
                         at -= strides[d] * shape[d];
                         idx[d] = 0;
+                        d -= 1;
+                        idx[d] += 1;
+                        at += strides[d];
                     }
                 }
                 Ok(scratch)
