@@ -260,8 +260,9 @@ impl Parts<'_> {
                 call_args.push(quote!(#ident));
             }
         }
-        let (mut pat, mut iter) = zip_items[0].clone();
-        for (p, i) in &zip_items[1..] {
+        let mut items = zip_items.into_iter();
+        let (mut pat, mut iter) = items.next().unwrap_or_else(|| (quote!(_), quote!(::core::iter::empty::<()>())));
+        for (p, i) in items {
             pat = quote!((#pat, #p));
             iter = quote!(#iter.zip(#i));
         }
