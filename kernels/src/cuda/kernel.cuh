@@ -149,30 +149,6 @@ __device__ __forceinline__ double k_tanh(double x) { return math_tanh_f64(x); }
 __device__ __forceinline__ float k_erf(float x) { return math_erf_f32(x); }
 __device__ __forceinline__ double k_erf(double x) { return math_erf_f64(x); }
 
-// x^y as IEEE pow defines the special cases; otherwise exp(y ln|x|) in binary64 (binary32: rounded once).
-__device__ __forceinline__ double k_pow(double x, double y) {
-    if (y == 0.0 || x == 1.0) return 1.0;
-    if (x != x || y != y) return MATH_NAN_F64;
-    double ax = math_abs64(x), ay = math_abs64(y);
-    bool integer = ay >= 4503599627370496.0 || trunc(y) == y;
-    bool odd = integer && ay < 9007199254740992.0 && fmod(ay, 2.0) == 1.0;
-    bool negative = (math_bits64(x) >> 63) != 0;
-    if (negative && !integer && ax != 0.0 && ax != MATH_INF_F64) return MATH_NAN_F64;
-    double sign = (negative && odd) ? -1.0 : 1.0;
-    if (ax == 0.0) return y < 0.0 ? sign * MATH_INF_F64 : sign * 0.0;
-    if (ax == MATH_INF_F64) return y < 0.0 ? sign * 0.0 : sign * MATH_INF_F64;
-    if (ay == MATH_INF_F64) {
-        if (ax == 1.0) return 1.0;
-        return (ax < 1.0) == (y < 0.0) ? MATH_INF_F64 : 0.0;
-    }
-    double r = math_exp_f64(__dmul_rn(y, math_log_f64(ax)));
-    return sign < 0.0 ? -r : r;
-}
-__device__ __forceinline__ float k_pow(float x, float y) {
-    double r = k_pow((double)x, (double)y);
-    return r != r ? MATH_NAN_F32 : (float)r;
-}
-
 // x^n by binary powering, in this order on every backend.
 __device__ __forceinline__ float k_powi(float x, i32 n) {
     u32 e = n < 0 ? 0u - (u32)n : (u32)n;
@@ -193,6 +169,32 @@ __device__ __forceinline__ double k_powi(double x, i32 n) {
         e >>= 1;
     }
     return n < 0 ? __ddiv_rn(1.0, r) : r;
+}
+
+// x^y as IEEE pow defines the special cases; an integer exponent up to 64 by binary powering (exact where the
+// result is representable); otherwise exp(y ln|x|) in binary64 (binary32: rounded once).
+__device__ __forceinline__ double k_pow(double x, double y) {
+    if (y == 0.0 || x == 1.0) return 1.0;
+    if (x != x || y != y) return MATH_NAN_F64;
+    double ax = math_abs64(x), ay = math_abs64(y);
+    bool integer = ay >= 4503599627370496.0 || trunc(y) == y;
+    if (integer && ay <= 64.0) return k_powi(x, (i32)y);
+    bool odd = integer && ay < 9007199254740992.0 && fmod(ay, 2.0) == 1.0;
+    bool negative = (math_bits64(x) >> 63) != 0;
+    if (negative && !integer && ax != 0.0 && ax != MATH_INF_F64) return MATH_NAN_F64;
+    double sign = (negative && odd) ? -1.0 : 1.0;
+    if (ax == 0.0) return y < 0.0 ? sign * MATH_INF_F64 : sign * 0.0;
+    if (ax == MATH_INF_F64) return y < 0.0 ? sign * 0.0 : sign * MATH_INF_F64;
+    if (ay == MATH_INF_F64) {
+        if (ax == 1.0) return 1.0;
+        return (ax < 1.0) == (y < 0.0) ? MATH_INF_F64 : 0.0;
+    }
+    double r = math_exp_f64(__dmul_rn(y, math_log_f64(ax)));
+    return sign < 0.0 ? -r : r;
+}
+__device__ __forceinline__ float k_pow(float x, float y) {
+    double r = k_pow((double)x, (double)y);
+    return r != r ? MATH_NAN_F32 : (float)r;
 }
 
 // ---- elementwise kernels -------------------------------------------------------------------------------------

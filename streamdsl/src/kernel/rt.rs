@@ -261,7 +261,8 @@ macro_rules! float_helpers {
 float_helpers!(f32, min_f32, max_f32, tan_f32, sincos_f32, recip_f32, signum_f32, NAN_F32, powi_f32);
 float_helpers!(f64, min_f64, max_f64, tan_f64, sincos_f64, recip_f64, signum_f64, NAN_F64, powi_f64);
 
-/// `x.powf(y)`: IEEE pow's special cases, else `exp(y ln|x|)` in binary64 (as `k_pow`).
+/// `x.powf(y)`: IEEE pow's special cases; an integer exponent up to 64 by binary powering (exact where the result
+/// is representable); else `exp(y ln|x|)` in binary64 (as `k_pow`).
 #[inline]
 pub fn pow_f64(x: f64, y: f64) -> f64 {
     if y == 0.0 || x == 1.0 {
@@ -272,6 +273,9 @@ pub fn pow_f64(x: f64, y: f64) -> f64 {
     }
     let (ax, ay) = (x.abs(), y.abs());
     let integer = ay >= 4_503_599_627_370_496.0 || y.trunc() == y;
+    if integer && ay <= 64.0 {
+        return powi_f64(x, y as i32);
+    }
     let odd = integer && ay < 9_007_199_254_740_992.0 && ay % 2.0 == 1.0;
     let negative = x.is_sign_negative();
     if negative && !integer && ax != 0.0 && ax != f64::INFINITY {
@@ -327,6 +331,9 @@ mod tests {
         assert_eq!(pow_f64(0.5, f64::INFINITY), 0.0);
         assert_eq!(pow_f64(f64::NEG_INFINITY, 3.0), f64::NEG_INFINITY);
         assert_eq!(pow_f32(3.0, 4.0), 81.0);
+        assert_eq!(pow_f64(10.0, 15.0), 1e15);
+        assert_eq!(pow_f64(2.0, -3.0), 0.125);
+        assert!((pow_f64(2.0, 0.5) - std::f64::consts::SQRT_2).abs() <= 4.0 * f64::EPSILON);
         assert!((pow_f32(2.0, 0.5) - std::f32::consts::SQRT_2).abs() <= f32::EPSILON);
         assert_eq!(powi_f32(3.0, 5), 243.0);
         assert_eq!(powi_f64(2.0, -2), 0.25);
