@@ -21,7 +21,9 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use super::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::backend::{lock_log, panic_message, refuse_in_host_work, run_as_host_work, Access, HostWork, Stamp, Work};
@@ -134,8 +136,12 @@ struct State {
     waking: usize,
     /// Whether a task completed since host waiters were last woken.
     progressed: bool,
+    /// Host threads sleeping in `wait_host`/`synchronize` (no wake-up call is made when there are none).
+    host_waiters: usize,
     /// Work that was skipped, to drop once the lock is released (its captures may call into the machine).
     dropped: Vec<HostWork>,
+    /// Set to make the workers return (the process-wide machine never stops; a model test's does).
+    stopping: bool,
     /// The vector-clock race checker, when switched on.
     sanitizer: Option<Sanitizer>,
 }
@@ -299,6 +305,25 @@ impl State {
         }
     }
 
+    /// The job at `point` if it is the head of its stream and ready to run: taken off the ready set and the
+    /// queue, the stream marked running (as `pick` does for a worker).
+    fn take_ready_head(&mut self, stream: u64, point: Point) -> Option<(u64, Job)> {
+        let q = self.streams.get(&stream)?;
+        if q.running || q.completed + 1 != point.seq {
+            return None;
+        }
+        let key = (q.priority, q.queue.front()?.tick, stream);
+        if !self.ready.remove(&key) {
+            return None;
+        }
+        let q = self.queue(stream);
+        let Some(Queued { task: Task::Run(job), .. }) = q.queue.pop_front() else {
+            unreachable!("a stream in the ready set has runnable work at its head")
+        };
+        q.running = true;
+        Some((stream, job))
+    }
+
     /// The best ready task: the stream is marked running and the job taken off its queue.
     fn pick(&mut self) -> Option<(u64, Job)> {
         let (_, _, id) = self.ready.pop_first()?;
@@ -359,6 +384,11 @@ impl Machine {
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()).max(4));
         let sanitize = std::env::var("STREAMDSL_SANITIZE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        Self::with_workers(workers, sanitize)
+    }
+
+    /// A machine with `workers` worker threads.
+    fn with_workers(workers: usize, sanitize: bool) -> Arc<Machine> {
         let m = Arc::new(Machine {
             state: Mutex::new(State { sanitizer: sanitize.then(Sanitizer::default), ..State::default() }),
             work_ready: Condvar::new(),
@@ -368,9 +398,16 @@ impl Machine {
         for i in 0..workers {
             let m = Arc::clone(&m);
             // If a worker cannot be spawned the others still run every stream.
-            let _ = std::thread::Builder::new().name(format!("streamdsl-cpu-{i}")).spawn(move || m.work_loop());
+            let _ = super::sync::spawn(format!("streamdsl-cpu-{i}"), move || m.work_loop());
         }
         m
+    }
+
+    /// Makes the workers return once they are idle (a model test's machine; the process's never stops).
+    #[cfg(all(test, loom))]
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.work_ready.notify_all();
     }
 
     /// How many streams can run at the same moment.
@@ -387,7 +424,7 @@ impl Machine {
     /// Wakes host waiters if anything completed and another worker if work is ready, then unlocks and drops
     /// the work that was skipped meanwhile.
     fn notify_and_unlock(&self, mut st: MutexGuard<'_, State>) {
-        if std::mem::take(&mut st.progressed) {
+        if std::mem::take(&mut st.progressed) && st.host_waiters > 0 {
             self.progress.notify_all();
         }
         if !st.ready.is_empty() {
@@ -400,21 +437,13 @@ impl Machine {
 
     fn work_loop(&self) {
         let mut st = self.lock();
-        loop {
+        while !st.stopping {
             if let Some((id, job)) = st.pick() {
                 if !st.ready.is_empty() {
                     self.wake_worker(&mut st);
                 }
                 drop(st);
-                let Job { op, work, writes, .. } = job;
-                let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
-                    Ok(r) => r,
-                    Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
-                });
-                let mut done = self.lock();
-                done.finish(id, &writes, outcome);
-                self.notify_and_unlock(done);
-                drop(writes);
+                self.run_job(id, job);
                 st = self.lock();
             } else {
                 st.idle_workers += 1;
@@ -423,6 +452,27 @@ impl Machine {
                 st.waking = st.waking.saturating_sub(1);
             }
         }
+    }
+
+    /// Sleeps until a task completes (as a counted host waiter, so completions wake only when someone waits).
+    fn sleep_until_progress<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.host_waiters += 1;
+        let mut st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+        st.host_waiters -= 1;
+        st
+    }
+
+    /// Runs `job` of stream `id`, taken off the queue (the stream is marked running), and records its outcome:
+    /// on a worker, or inline on the thread that submitted it.
+    fn run_job(&self, id: u64, job: Job) {
+        let Job { op, work, writes, .. } = job;
+        let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(r) => r,
+            Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
+        });
+        let mut done = self.lock();
+        done.finish(id, &writes, outcome);
+        self.notify_and_unlock(done);
     }
 
     /// Signals one idle worker, unless one is already on its way (saves a futex wake per enqueue).
@@ -472,32 +522,12 @@ impl crate::backend::Machine for Machine {
 
     /// Enqueues `work` on `stream` behind the waits its accesses need, and notes the accesses.
     fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
-        refuse_in_host_work(op)?;
-        let mut work: HostWork = match work {
-            Work::Host(w) => w,
+        match work {
+            Work::Host(work) => self.submit_job(stream, op, access, work, false),
             Work::Device(_) => {
-                return Err(Error::InvalidArgument { op, reason: "device work submitted to the CPU backend".into() })
+                Err(Error::InvalidArgument { op, reason: "device work submitted to the CPU backend".into() })
             }
-        };
-        let mut st = self.lock();
-        if let Some(poison) = access.poisoned_input(|p| st.is_complete(p)) {
-            return Err(poison.error());
         }
-        for p in access.dependencies(stream) {
-            st.push_wait(stream, p, false);
-        }
-        let next = Point { stream, seq: st.queue(stream).submitted + 1 };
-        if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
-            // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
-            let message = format!("the race checker found an unordered access: {race}");
-            work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
-        }
-        let (reads, writes) = access.handles();
-        let point = st.push(stream, Task::Run(Job { op, work, reads, writes }));
-        access.note(point, |p| st.is_complete(p));
-        st.settle(stream);
-        self.notify_and_unlock(st);
-        Ok(point)
     }
 
     fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)> {
@@ -532,7 +562,7 @@ impl crate::backend::Machine for Machine {
     }
 
     /// The current access log of a buffer, read under the machine's lock (consistent with `submit`).
-    fn last_write(&self, log: &Mutex<AccessLog>) -> Option<Point> {
+    fn last_write(&self, log: &std::sync::Mutex<AccessLog>) -> Option<Point> {
         let _st = self.lock();
         lock_log(log).last_write()
     }
@@ -542,7 +572,7 @@ impl crate::backend::Machine for Machine {
         refuse_in_host_work("synchronize")?;
         let mut st = self.lock();
         while !st.is_complete(p) {
-            st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.sleep_until_progress(st);
         }
         st.poisoned(p).map_or(Ok(()), |x| Err(x.error()))
     }
@@ -559,7 +589,7 @@ impl crate::backend::Machine for Machine {
             if q.completed >= q.submitted && !q.running {
                 return q.open_poison().map_or(Ok(()), |p| Err(p.error()));
             }
-            st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.sleep_until_progress(st);
         }
     }
 
@@ -594,6 +624,55 @@ impl crate::backend::Machine for Machine {
 }
 
 impl Machine {
+    /// Enqueues host work on `stream` behind the waits its accesses need, and notes the accesses. With
+    /// `inline`, work that is ready at once runs on the calling thread: only for cheap kernels that never block
+    /// (not for user host functions).
+    pub(crate) fn submit_job(
+        &self,
+        stream: u64,
+        op: &'static str,
+        access: Access<'_>,
+        mut work: HostWork,
+        inline: bool,
+    ) -> Result<Point> {
+        refuse_in_host_work(op)?;
+        let mut st = self.lock();
+        if let Some(poison) = access.poisoned_input(|p| st.is_complete(p)) {
+            return Err(poison.error());
+        }
+        for p in access.dependencies(stream) {
+            st.push_wait(stream, p, false);
+        }
+        let next = Point { stream, seq: st.queue(stream).submitted + 1 };
+        let race = {
+            let State { sanitizer, streams, .. } = &mut *st;
+            let completed = |p: Point| streams.get(&p.stream).is_none_or(|q| q.completed >= p.seq);
+            sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers(), completed))
+        };
+        if let Some(race) = race {
+            // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
+            let message = format!("the race checker found an unordered access: {race}");
+            work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
+        }
+        let (reads, writes) = access.handles();
+        let point = st.push(stream, Task::Run(Job { op, work, reads, writes }));
+        access.note(point, |p| st.is_complete(p));
+        st.settle(stream);
+        // Cheap work that can run at once runs here, on the submitting thread: no hand-off to a worker and
+        // back for a tiny op (the result is the same, and the caller waits no longer than the op takes).
+        if inline {
+            if let Some((id, job)) = st.take_ready_head(stream, point) {
+                self.notify_and_unlock(st);
+                self.run_job(id, job);
+                return Ok(point);
+            }
+        }
+        self.notify_and_unlock(st);
+        Ok(point)
+    }
+}
+
+impl Machine {
     /// Live entries of the bookkeeping that must not grow over a long run (test support): streams, registered
     /// waiters, the largest per-stream map of points already waited for, and the race checker's entries.
     pub(crate) fn bookkeeping(&self) -> [usize; 4] {
@@ -601,5 +680,108 @@ impl Machine {
         let seen = st.streams.values().map(|q| q.seen.len()).max().unwrap_or(0);
         let sanitizer = st.sanitizer.as_ref().map_or(0, Sanitizer::entries);
         [st.streams.len(), st.waiters.values().map(Vec::len).sum(), seen, sanitizer]
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The machine's synchronisation core under loom, which runs each scenario in every interleaving of its
+    //! threads (two workers and the host) up to a bound on preemptions: submission, inline completion, explicit
+    //! waits between streams, host waits, failure and skipping, `clear_error`. Run with
+    //! `RUSTFLAGS="--cfg loom" cargo test -p streamdsl --release --lib loom_model` (`./scripts/test` does).
+
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::Machine as _;
+
+    fn host(f: impl FnOnce() -> Result<()> + Send + 'static) -> Work {
+        Work::Host(Box::new(f))
+    }
+
+    fn nothing() -> Access<'static> {
+        Access { reads: &[], writes: &[] }
+    }
+
+    fn model(scenario: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(scenario);
+    }
+
+    #[test]
+    fn waits_order_streams_and_failures_skip_what_follows() {
+        model(|| {
+            let m = Machine::with_workers(2, false);
+            let (a, b) = (m.create_stream(0, "a".into()).unwrap(), m.create_stream(-1, "b".into()).unwrap());
+            let cell = Arc::new(AtomicUsize::new(0));
+            let c = Arc::clone(&cell);
+            let store = move |v| {
+                c.store(v, Ordering::Release);
+                Ok(())
+            };
+            let first = m.submit(a, "first", nothing(), host(move || store(1))).unwrap();
+            m.wait(b, first).unwrap();
+            let c = Arc::clone(&cell);
+            let second = m
+                .submit(
+                    b,
+                    "second",
+                    nothing(),
+                    host(move || {
+                        assert_eq!(c.load(Ordering::Acquire), 1, "b ran before the point it waits for");
+                        c.store(2, Ordering::Release);
+                        Ok(())
+                    }),
+                )
+                .unwrap();
+            let fail = || Err(Error::OpFailed { op: "fails".into(), message: "boom".into() });
+            m.submit(a, "fails", nothing(), host(fail)).unwrap();
+            let c = Arc::clone(&cell);
+            let skipped = move || {
+                c.store(99, Ordering::Release);
+                Ok(())
+            };
+            m.submit(a, "skipped", nothing(), host(skipped)).unwrap();
+            m.wait_host(second).unwrap();
+            assert!(m.synchronize(a).is_err(), "the failure comes back from synchronize");
+            assert_eq!(cell.load(Ordering::Acquire), 2, "work after a failure ran");
+            assert!(m.clear_error(a).is_some());
+            m.synchronize(a).unwrap();
+            m.stop();
+        });
+    }
+
+    #[test]
+    fn two_host_threads_submit_and_wait_concurrently() {
+        model(|| {
+            let m = Machine::with_workers(2, false);
+            let s = m.create_stream(0, "s".into()).unwrap();
+            let count = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (m, count) = (Arc::clone(&m), Arc::clone(&count));
+                loom::thread::spawn(move || {
+                    let c = Arc::clone(&count);
+                    let add = move || {
+                        c.fetch_add(1, Ordering::AcqRel);
+                        Ok(())
+                    };
+                    let p = m.submit(s, "other", nothing(), host(add)).unwrap();
+                    m.wait_host(p).unwrap();
+                })
+            };
+            let c = Arc::clone(&count);
+            let add = move || {
+                c.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            };
+            let p = m.submit(s, "mine", nothing(), host(add)).unwrap();
+            m.wait_host(p).unwrap();
+            other.join().unwrap();
+            m.synchronize(s).unwrap();
+            assert_eq!(count.load(Ordering::Acquire), 2);
+            m.release_stream(s);
+            m.stop();
+        });
     }
 }

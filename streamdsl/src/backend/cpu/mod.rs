@@ -4,6 +4,7 @@ mod custom;
 mod kernels;
 mod machine;
 mod queue;
+mod sync;
 
 pub use custom::{Chunk, GridBlock, ReadSlice, SharedSlice, SliceElem};
 pub(crate) use machine::{machine, Machine, PRIORITY_RANGE};
