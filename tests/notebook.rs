@@ -168,3 +168,40 @@ fn the_quickstart_notebook_runs_in_evcxr() {
     let errors = output.lines().filter(|l| l.contains("Error")).count();
     assert_eq!(errors, expected_errors, "unexpected errors in the notebook's run:\n{output}");
 }
+
+/// `examples/custom_kernel.ipynb` (`#[kernel]` in evcxr) runs and shows its saved outputs, in order.
+#[test]
+fn the_custom_kernel_notebook_runs_in_evcxr() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let notebook = examples.join("custom_kernel.ipynb");
+    if !notebook.is_file() {
+        report("skipped the_custom_kernel_notebook_runs_in_evcxr: the notebook is not on this machine");
+        return;
+    }
+    let cells = code_cells(&notebook);
+    assert!(cells.iter().any(|c| c.source.contains("#[kernel]")), "the notebook shows #[kernel]");
+    let Some(evcxr) = evcxr() else {
+        report("skipped the_custom_kernel_notebook_runs_in_evcxr: evcxr is not installed (cargo install evcxr_repl)");
+        return;
+    };
+    let input: String = cells.iter().map(|c| format!("{}\n", c.source)).collect();
+    let output = run_repl(&evcxr, &examples, &input);
+    assert!(
+        output.contains("__device__ __forceinline__ float gelu_scalar(float x)"),
+        "the CUDA C is printed:\n{output}"
+    );
+    let mut rest = output.as_str();
+    for cell in &cells {
+        for expected in cell.results.iter().chain(&cell.errors) {
+            let line = rest.lines().position(|l| l.trim() == expected.trim() || l.contains(expected.trim()));
+            let Some(i) = line else {
+                panic!("the cell\n{}\ndid not show `{expected}`; evcxr printed:\n{output}", cell.source)
+            };
+            let skip: usize = rest.lines().take(i + 1).map(|l| l.len() + 1).sum();
+            rest = &rest[skip.min(rest.len())..];
+        }
+    }
+    let expected_errors: usize = cells.iter().map(|c| c.errors.len()).sum();
+    let errors = output.lines().filter(|l| l.contains("Error")).count();
+    assert_eq!(errors, expected_errors, "unexpected errors in the notebook's run:\n{output}");
+}

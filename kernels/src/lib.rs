@@ -33,9 +33,13 @@ pub const REDUCE: &str = include_str!("cuda/reduce.cu");
 /// `mm_tiled` (f32/f64, register-blocked) and `mm_mma` (f16/bf16 on tensor cores, f32 accumulation).
 pub const MM: &str = include_str!("cuda/mm.cu");
 
+/// Support for the kernels `#[kernel]` generates: Rust's scalar types by their Rust names, Rust's integer and
+/// cast semantics (wrapping, saturating, masked shifts), and the portable math library by overloading.
+pub const KERNEL: &str = include_str!("cuda/kernel.cuh");
+
 /// `busy`: blocks that spin on the global timer for a given time (test support: overlap, priorities).
 pub const BUSY: &str = include_str!("cuda/busy.cu");
 
 /// The headers the sources include, by the name they are included as.
 pub const HEADERS: &[(&str, &str)] =
-    &[("common.cuh", COMMON), ("philox.cuh", PHILOX), ("ptx.cuh", PTX), ("math.cuh", MATH)];
+    &[("common.cuh", COMMON), ("philox.cuh", PHILOX), ("ptx.cuh", PTX), ("math.cuh", MATH), ("kernel.cuh", KERNEL)];

@@ -64,7 +64,7 @@
 //! | 3 | `registry` | which machine runs each device; opening devices; the default device |
 //! | 4 | `event` → `stream` → `scope` | events; streams (and each device's default stream); the current stream |
 //! | 5 | `tensor` | `Tensor<T>` |
-//! | 6 | `ops` | every op: validate once, then one `match` on the stream's backend |
+//! | 6 | `kernel` → `ops` | `#[kernel]` launches and the support of their generated code; every op: validate once, then one `match` on the stream's backend |
 //! | 7 | `lib`, `macros`, `private`, `bin` | the public facade (`prelude`, `random`, `gpu_scope!`), macro support, the CLI |
 //!
 //! Within a layer, `→` orders modules too. Inherent methods live with the layer that can implement them
@@ -82,6 +82,7 @@ mod error;
 mod event;
 mod hazard;
 pub mod jit;
+pub mod kernel;
 mod macros;
 pub mod math;
 mod mm_config;
@@ -122,6 +123,12 @@ pub use tensor::Tensor;
 
 pub use half;
 
+/// Writes a kernel in Rust that runs on every backend with the same bits: `#[kernel]` (elementwise),
+/// `#[kernel(grid)]` (an index space over slices) and `#[kernel(device)]` (helpers). See the
+/// [`kernel` module](mod@kernel) for the types it uses.
+#[doc(inline)]
+pub use streamdsl_macros::kernel;
+
 /// Everything a stream-scoped program needs: `use streamdsl::prelude::*;`.
 ///
 /// ```
@@ -131,6 +138,8 @@ pub use half;
 /// ```
 pub mod prelude {
     pub use crate::gpu_scope;
+    pub use crate::kernel;
+    pub use crate::kernel::LaunchConfig;
     pub use crate::ops::{self, full, mm, ones, randn, randn_with, zeros};
     pub use crate::{DType, Device, Element, Error, Event, Generator, Result, Stream, Tensor};
     pub use half::{bf16, f16};

@@ -8,12 +8,14 @@
 
 pub(crate) mod cpu;
 pub(crate) mod cuda;
+pub(crate) mod custom;
 mod storage;
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub(crate) use custom::{Compute, KernelFloat};
 pub(crate) use storage::Storage;
 
 use crate::dtype::Element;
@@ -318,4 +320,12 @@ pub(crate) trait Kernels {
     fn philox_bits(&self, groups: usize, seed: u64, offset: u64) -> Result<Vec<u32>>;
     /// Holds the stream busy for `duration`, touching no buffer (test support); on a GPU with `blocks` blocks.
     fn busy(&self, duration: Duration, blocks: u32) -> Result<()>;
+    /// A `#[kernel]` elementwise kernel: the CPU backend runs `cpu`, the CUDA backend the generated CUDA C.
+    fn custom_elementwise<T: Element, K: custom::ElementwiseCpu<T>>(
+        &self,
+        launch: custom::ElementwiseLaunch<'_, T>,
+        cpu: K,
+    ) -> Result<()>;
+    /// A `#[kernel(grid)]` kernel: the CPU backend runs `cpu` per block, the CUDA backend the generated CUDA C.
+    fn custom_grid(&self, launch: custom::GridLaunchDesc<'_>, cpu: custom::GridCpu) -> Result<()>;
 }

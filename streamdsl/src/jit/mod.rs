@@ -14,6 +14,7 @@
 
 mod cache;
 mod catalog;
+mod kernel_source;
 mod nvrtc;
 mod nvrtc_api;
 mod source;
@@ -23,6 +24,7 @@ use std::str::FromStr;
 
 pub use cache::{CacheOutcome, Compiled, KernelCache};
 pub use catalog::{catalog, cuda_type, KernelSpec, MmTile, REDUCE_BLOCK};
+pub use kernel_source::KernelSource;
 pub use nvrtc::Nvrtc;
 pub(crate) use nvrtc::{library_candidates, library_search_places};
 

@@ -60,6 +60,25 @@ impl Nvrtc {
         self.version
     }
 
+    /// The PTX NVRTC generates for `spec` on `arch`, with the options the kernel cache compiles with (for
+    /// inspection: the runtime loads CUBIN). Not cached.
+    ///
+    /// ```no_run
+    /// use streamdsl::jit::{Arch, KernelSpec, Nvrtc};
+    /// let ptx = Nvrtc::find()?.ptx(&KernelSpec::busy(), Arch::new(9, 0))?;
+    /// assert!(ptx.contains(".entry busy"));
+    /// # Ok::<(), streamdsl::Error>(())
+    /// ```
+    pub fn ptx(&self, spec: &super::KernelSpec, arch: super::Arch) -> Result<String> {
+        let source = spec.source();
+        raw::compile_ptx(&source, spec.file(), &super::cache::compile_options(arch)).map_err(|failure| Error::Compile {
+            kernel: spec.name().to_string(),
+            arch: arch.to_string(),
+            log: failure.log,
+            line: None,
+        })
+    }
+
     /// `"13.0"`.
     pub fn version_string(&self) -> String {
         format!("{}.{}", self.version.0, self.version.1)

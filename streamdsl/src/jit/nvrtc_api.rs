@@ -78,6 +78,29 @@ pub(crate) fn compile_cubin(source: &str, name: &str, options: &[String]) -> Res
     outcome
 }
 
+/// Compiles `source` like [`compile_cubin`] and returns the PTX NVRTC generated on the way (for inspection).
+pub(crate) fn compile_ptx(source: &str, name: &str, options: &[String]) -> Result<String, CompileFailure> {
+    let fail = |log: String| CompileFailure { log };
+    let src = CString::new(source).map_err(|_| fail("the source contains a NUL byte".into()))?;
+    let cname = CString::new(name).map_err(|_| fail("the kernel name contains a NUL byte".into()))?;
+    let prog = result::create_program(&src, Some(&cname)).map_err(|e| fail(format!("nvrtcCreateProgram: {e:?}")))?;
+    // SAFETY: `prog` was created above and is destroyed once, at the end; `src`/`cname` outlive it.
+    let outcome = unsafe {
+        match result::compile_program(prog, options) {
+            Ok(()) => result::get_ptx(prog)
+                .map(|chars| {
+                    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+                .map_err(|e| fail(format!("nvrtcGetPTX: {e:?}"))),
+            Err(_) => Err(fail(log(prog))),
+        }
+    };
+    // SAFETY: as above.
+    let _ = unsafe { result::destroy_program(prog) };
+    outcome
+}
+
 /// # Safety
 /// `prog` must be a live, compiled program.
 unsafe fn cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, CompileFailure> {

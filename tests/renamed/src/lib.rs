@@ -18,6 +18,29 @@ mod tests {
         Ok(())
     }
 
+    // `#[kernel]` cannot see `$crate` (it is an attribute): `crate = sdl` names the runtime.
+    #[kernel(crate = sdl)]
+    fn twice_plus(x: f32, y: f32) -> f32 {
+        2.0 * x + y
+    }
+
+    #[kernel(grid, crate = "sdl")]
+    fn iota(out: &mut [f64]) {
+        let i = global_index() as usize;
+        out[i] = i as f64;
+    }
+
+    #[test]
+    fn kernels_name_the_runtime_through_their_crate_option() -> sdl::Result<()> {
+        let s = Stream::new(&Device::cpu())?;
+        let y = gpu_scope!(stream = s, { twice_plus(&ones::<f32>([3])?, 0.5)? });
+        assert_eq!(y.to_vec()?, vec![2.5; 3]);
+        let mut t = zeros::<f64>([4])?;
+        iota(&mut t).on(&s).launch(4)?;
+        assert_eq!(t.to_vec()?, vec![0.0, 1.0, 2.0, 3.0]);
+        Ok(())
+    }
+
     // Every op the rewrite can produce exists under the renamed path too.
     sdl::__private::check_rewrite_targets!([sdl]);
 }

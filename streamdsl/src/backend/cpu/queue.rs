@@ -160,6 +160,22 @@ impl Kernels for Queue<'_> {
         Ok((0..groups as u64).flat_map(|g| philox4x32_10(counter(g, offset), key(seed))).collect())
     }
 
+    fn custom_elementwise<T: Element, K: crate::backend::custom::ElementwiseCpu<T>>(
+        &self,
+        launch: crate::backend::custom::ElementwiseLaunch<'_, T>,
+        cpu: K,
+    ) -> Result<()> {
+        super::custom::elementwise(self.machine, self.stream, launch, cpu)
+    }
+
+    fn custom_grid(
+        &self,
+        launch: crate::backend::custom::GridLaunchDesc<'_>,
+        cpu: crate::backend::custom::GridCpu,
+    ) -> Result<()> {
+        super::custom::grid(self.machine, self.stream, launch, cpu)
+    }
+
     fn busy(&self, duration: Duration, _blocks: u32) -> Result<()> {
         self.submit(
             "busy",

@@ -6,6 +6,7 @@
 //! kernel, arguments and launch shape; `blas` is cuBLAS, which `mm` uses where it is found.
 
 pub(crate) mod blas;
+mod custom;
 pub(crate) mod driver;
 mod launch;
 mod machine;

@@ -440,6 +440,22 @@ impl Kernels for Queue<'_> {
         Ok(out)
     }
 
+    fn custom_elementwise<T: Element, K: crate::backend::custom::ElementwiseCpu<T>>(
+        &self,
+        launch: crate::backend::custom::ElementwiseLaunch<'_, T>,
+        _cpu: K,
+    ) -> Result<()> {
+        super::custom::elementwise(self.machine, self.stream, launch)
+    }
+
+    fn custom_grid(
+        &self,
+        launch: crate::backend::custom::GridLaunchDesc<'_>,
+        _cpu: crate::backend::custom::GridCpu,
+    ) -> Result<()> {
+        super::custom::grid(self.machine, self.stream, launch)
+    }
+
     /// `blocks` one-warp blocks each spinning for `duration` of the GPU's global timer.
     fn busy(&self, duration: Duration, blocks: u32) -> Result<()> {
         let spec = KernelSpec::busy();
