@@ -59,7 +59,7 @@
 //! | layer | modules | what they hold |
 //! | --- | --- | --- |
 //! | 0 | `math`, `error`, `dtype`, `shape`, `strict`, `runtime`, `device` | pure values and functions: portable math, errors, element types, shapes, the `Device` name; process-wide slots |
-//! | 1 | `hazard`, `rng`, `jit` | stream points and access logs, the race checker; Philox and Box–Muller; NVRTC and the kernel cache |
+//! | 1 | `hazard`, `rng`, `jit`, `trace` | stream points and access logs, the race checker; Philox and Box–Muller; NVRTC and the kernel cache; the trace recorder and its exports |
 //! | 2 | `backend` | the stream machines (CPU, CUDA), their memory (`Storage`) and each backend's kernels and launches |
 //! | 3 | `registry` | which machine runs each device; opening devices; the default device |
 //! | 4 | `event` → `stream` → `scope` | events; streams (and each device's default stream); the current stream |
@@ -98,6 +98,7 @@ mod shape;
 mod stream;
 mod strict;
 mod tensor;
+pub mod trace;
 
 /// Counter-based random numbers: Philox4x32-10 generators (like `torch.Generator`), the Box–Muller normals
 /// `randn` draws, and the raw Philox bits a device computes. The same bits on every backend.

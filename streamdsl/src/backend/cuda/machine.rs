@@ -498,7 +498,8 @@ impl crate::backend::Machine for CudaMachine {
             return Err(poison.error());
         }
         let raw = self.raw(&st, stream)?;
-        for p in access.dependencies(stream) {
+        let dependencies = access.dependencies(stream);
+        for &p in &dependencies {
             st.wait_for(stream, p, raw)?;
         }
         let next = Point { stream, seq: st.streams[&stream].seq + 1 };
@@ -526,6 +527,10 @@ impl crate::backend::Machine for CudaMachine {
         }
         let point = self.record_point(&mut st, stream)?;
         debug_assert_eq!(point, next);
+        // Tracing (`crate::trace`): the enqueue time and the hazard dependencies; no start/end times on CUDA yet.
+        if crate::trace::enabled() {
+            crate::trace::cuda_submitted(self.ordinal, stream, &st.streams[&stream].name, point.seq, op, &dependencies);
+        }
         access.note(point, |p| st.streams.get(&p.stream).is_none_or(|s| p.seq <= s.completed));
         Ok(point)
     }
