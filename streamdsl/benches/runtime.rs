@@ -169,6 +169,45 @@ fn enqueue_row(s: &Stream) -> Result<()> {
     Ok(())
 }
 
+/// Tracing's cost per op: batches with tracing off and on, interleaved in one run. "Enqueue" is the host's time
+/// to enqueue an empty op (what `enqueue_row` measures); "to completion" adds the worker's part (its timestamps and
+/// the record's update), from the first enqueue until the stream drained, per op.
+fn trace_row(s: &Stream) -> Result<()> {
+    const BATCH: usize = 2_000;
+    let (mut enqueue, mut total) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for round in 0..80 {
+        let on = round % 2 == 1;
+        if on {
+            streamdsl::trace::start_with_capacity(4 * BATCH);
+        }
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            s.launch_host_func(|| {});
+        }
+        let enqueued = t.elapsed().as_secs_f64() / BATCH as f64;
+        s.synchronize()?;
+        let done = t.elapsed().as_secs_f64() / BATCH as f64;
+        if on {
+            let t = streamdsl::trace::stop();
+            assert_eq!(t.ops.len(), BATCH, "every op recorded");
+        }
+        enqueue[usize::from(on)].push(enqueued);
+        total[usize::from(on)].push(done);
+    }
+    let [e_off, e_on] = enqueue.map(median);
+    let [t_off, t_on] = total.map(median);
+    println!(
+        "| tracing: empty op, off / on (interleaved) | enqueue {:.3} / {:.3} µs (+{:.3} µs) | to completion {:.3} / {:.3} µs per op (+{:.3} µs); target < 1 µs per op on |",
+        e_off * 1e6,
+        e_on * 1e6,
+        (e_on - e_off) * 1e6,
+        t_off * 1e6,
+        t_on * 1e6,
+        (t_on - t_off) * 1e6
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let dev = Device::default();
     let s = Stream::new(&dev)?;
@@ -192,6 +231,9 @@ fn main() -> Result<()> {
     }
     if "enqueue".contains(only.as_str()) {
         enqueue_row(&s)?;
+    }
+    if "trace".contains(only.as_str()) {
+        trace_row(&s)?;
     }
     Ok(())
 }
