@@ -15,9 +15,10 @@ use streamdsl_tests::report;
 fn chromium() -> Option<PathBuf> {
     let names = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];
     let from_env = std::env::var_os("STREAMDSL_CHROMIUM").map(PathBuf::from);
-    from_env.into_iter().chain(names.iter().map(PathBuf::from)).find(|c| {
-        Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success())
-    })
+    from_env
+        .into_iter()
+        .chain(names.iter().map(PathBuf::from))
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
 }
 
 /// Serves the files of `dir` on 127.0.0.1 (one thread, one request per connection) until the process ends.
@@ -127,7 +128,8 @@ fn the_timeline_and_the_trace_show_two_overlapping_lanes_in_chromium() {
     let port = serve(dir.clone());
     let url = format!("http://127.0.0.1:{port}/index.html");
     let profile = dir.join("profile");
-    let dom = headless(&chrome, &profile).args(["--enable-logging=stderr", "--v=0", "--dump-dom", &url]).output().unwrap();
+    let dom =
+        headless(&chrome, &profile).args(["--enable-logging=stderr", "--v=0", "--dump-dom", &url]).output().unwrap();
     let (html, log) = (String::from_utf8_lossy(&dom.stdout), String::from_utf8_lossy(&dom.stderr));
     assert!(dom.status.success(), "chromium failed: {log}");
     assert!(html.contains("<title>done</title>"), "the page's script did not finish:\n{html}\n{log}");

@@ -31,7 +31,9 @@ fn jupyter() -> Result<PathBuf, String> {
     let kernels = Command::new(&jupyter).args(["kernelspec", "list", "--json"]).output().map_err(|e| e.to_string())?;
     let list: Value = serde_json::from_slice(&kernels.stdout).unwrap_or_default();
     if list["kernelspecs"].get("rust").is_none() {
-        return Err("the evcxr Jupyter kernel is not installed (cargo install evcxr_jupyter && evcxr_jupyter --install)".into());
+        return Err(
+            "the evcxr Jupyter kernel is not installed (cargo install evcxr_jupyter && evcxr_jupyter --install)".into(),
+        );
     }
     Ok(jupyter)
 }
@@ -132,7 +134,9 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
         .unwrap_or_default();
     notebooks.sort();
     if notebooks.is_empty() {
-        report("skipped every_notebook_runs_in_jupyter_and_shows_its_saved_outputs: the notebooks are not on this machine");
+        report(
+            "skipped every_notebook_runs_in_jupyter_and_shows_its_saved_outputs: the notebooks are not on this machine",
+        );
         return;
     }
     let jupyter = match jupyter() {
@@ -145,8 +149,7 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
     let update = std::env::var("STREAMDSL_NOTEBOOK_UPDATE").is_ok_and(|v| v == "1");
     let out_dir = std::env::temp_dir().join(format!("streamdsl-notebooks-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let names: Vec<String> =
-        notebooks.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = notebooks.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert!(names.contains(&"quickstart.ipynb".into()) && names.contains(&"streams.ipynb".into()), "{names:?}");
     for path in &notebooks {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -169,7 +172,8 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
             let extra = ran_cells.split_off(ran_cells.len() - CROSS_CELL_CHECKS.len());
             for (cell, (source, expected)) in extra.iter().zip(CROSS_CELL_CHECKS) {
                 let shown: Vec<String> = cell["outputs"].as_array().unwrap().iter().map(comparable).collect();
-                let want: Vec<String> = if expected.is_empty() { vec![] } else { vec![format!("execute_result: {expected}")] };
+                let want: Vec<String> =
+                    if expected.is_empty() { vec![] } else { vec![format!("execute_result: {expected}")] };
                 assert_eq!(shown, want, "the cross-cell check\n{source}");
             }
         }
@@ -187,11 +191,16 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
             report(&format!("updated the saved outputs of {name}"));
             continue;
         }
-        let ran_only = json!({"cells": ran_cells.iter().map(|c| c.clone()).collect::<Vec<_>>()});
+        let ran_only = json!({ "cells": ran_cells.clone() });
         compare(&name, &saved, &ran_only);
         // Every cell ran: an error shows only where the saved notebook shows it on purpose.
-        let errors = ran_cells.iter().flat_map(|c| c["outputs"].as_array().unwrap()).filter(|o| o["output_type"] == "error");
-        let saved_errors = code_cells(&saved).iter().flat_map(|c| c["outputs"].as_array().unwrap().clone()).filter(|o| o["output_type"] == "error").count();
+        let errors =
+            ran_cells.iter().flat_map(|c| c["outputs"].as_array().unwrap()).filter(|o| o["output_type"] == "error");
+        let saved_errors = code_cells(&saved)
+            .iter()
+            .flat_map(|c| c["outputs"].as_array().unwrap().clone())
+            .filter(|o| o["output_type"] == "error")
+            .count();
         assert_eq!(errors.count(), saved_errors, "{name}: unexpected errors");
     }
     std::fs::remove_dir_all(&out_dir).ok();

@@ -185,7 +185,10 @@ fn ops_carry_streams_shapes_bytes_and_times() -> Result<()> {
     // copy to the host waiting for the sum.
     let flows: Vec<(&str, &str, bool)> =
         t.flows().iter().map(|f| (t.ops[f.from].op, t.ops[f.to].op, f.hazard)).collect();
-    assert_eq!(flows, [("randn", "mm", true), ("randn", "mm", true), ("mm", "to_dtype", false), ("sum", "to_vec", true)]);
+    assert_eq!(
+        flows,
+        [("randn", "mm", true), ("randn", "mm", true), ("mm", "to_dtype", false), ("sum", "to_vec", true)]
+    );
     let from: Vec<u64> = t.flows()[..2].iter().map(|f| t.ops[f.from].seq).collect();
     assert_eq!(from, [2, 3], "each arrow starts at the randn it waits for");
     assert!(t.events.iter().any(|ev| ev.stream == StreamKey::from(&s2) && ev.completed.is_some()));
@@ -258,7 +261,8 @@ fn thousands_of_ops_make_a_small_readable_timeline() -> Result<()> {
     // Sub-pixel neighbours merge: far fewer boxes than ops, and a bounded document.
     let boxes = svg.matches("class=\"op\"").count();
     assert!(boxes < 1500, "{boxes} boxes");
-    let merged: usize = svg.split("data-count=\"").skip(1).map(|s| s.split('"').next().unwrap().parse::<usize>().unwrap()).sum();
+    let merged: usize =
+        svg.split("data-count=\"").skip(1).map(|s| s.split('"').next().unwrap().parse::<usize>().unwrap()).sum();
     assert_eq!(merged, t.ops.len(), "every op is in exactly one box");
     assert!(svg.len() < 600_000, "{} bytes", svg.len());
     assert_eq!(lanes_in_svg(&svg), 2);

@@ -66,8 +66,8 @@ use crate::dtype::DType;
 pub use svg::Timeline;
 
 pub(crate) use ring::{
-    completed, cuda_submitted, describe, enabled, event_enqueued, host_call, op_enqueued, op_ran, reader_stream, stream_created,
-    wait_enqueued, Outcome, StreamRef,
+    completed, cuda_submitted, describe, enabled, event_enqueued, host_call, op_enqueued, op_ran, reader_stream,
+    stream_created, wait_enqueued, Outcome, StreamRef,
 };
 
 /// The ring's capacity unless [`start_with_capacity`] or `STREAMDSL_TRACE_CAPACITY` says otherwise.
@@ -659,12 +659,12 @@ impl Trace {
                     continue;
                 }
                 ring::Kind::Op { args } => {
-                    let info = |(dtype, shape): &(DType, Vec<usize>)| TensorInfo { dtype: *dtype, shape: shape.clone() };
+                    let info =
+                        |(dtype, shape): &(DType, Vec<usize>)| TensorInfo { dtype: *dtype, shape: shape.clone() };
                     let inputs: Vec<TensorInfo> = args.iter().flat_map(|a| a.inputs.iter().map(info)).collect();
                     let output = args.as_ref().and_then(|a| a.output.as_ref().map(info));
-                    let bytes = args
-                        .as_ref()
-                        .map(|_| inputs.iter().chain(output.iter()).map(TensorInfo::bytes).sum::<u64>());
+                    let bytes =
+                        args.as_ref().map(|_| inputs.iter().chain(output.iter()).map(TensorInfo::bytes).sum::<u64>());
                     t.ops.push(OpRecord {
                         stream,
                         seq: rec.seq,
@@ -770,11 +770,8 @@ impl Trace {
 
     /// The merged intervals during which `stream` ran ops, in order.
     fn busy(&self, stream: StreamKey) -> Vec<(Duration, Duration)> {
-        let mut spans: Vec<_> = self
-            .ops_on(stream)
-            .filter_map(|op| Some((op.start?, op.end?)))
-            .filter(|(s, e)| e > s)
-            .collect();
+        let mut spans: Vec<_> =
+            self.ops_on(stream).filter_map(|op| Some((op.start?, op.end?))).filter(|(s, e)| e > s).collect();
         spans.sort();
         let mut merged: Vec<(Duration, Duration)> = Vec::new();
         for (s, e) in spans {
