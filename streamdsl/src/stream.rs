@@ -164,7 +164,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn synchronize(&self) -> Result<()> {
-        let _trace = crate::trace::host_call("synchronize", self.inner.device, self.inner.id);
+        let _trace = crate::trace::host_call("synchronize", self.inner.device, Some(self.inner.id));
         self.machine().synchronize(self.inner.id)
     }
 

@@ -97,7 +97,7 @@ impl<T: Element> Tensor<T> {
 /// producer (not for unrelated work queued behind it), and later writes to the tensor wait for it.
 fn read_to_host<T: Element>(t: &Tensor<T>, call: &'static str) -> Result<Vec<T>> {
     let device = t.device();
-    let _blocking = crate::trace::host_call(call, device, 0);
+    let _blocking = crate::trace::host_call(call, device, None);
     let reader = Stream::create(device, device.priority_range().1)?;
     let _operands = crate::trace::describe(&[(T::DTYPE, t.shape())], None);
     if crate::trace::enabled() {

@@ -18,13 +18,15 @@
 //! let dev = Device::cpu();
 //! let (s1, s2) = (Stream::new(&dev)?, Stream::new(&dev)?);
 //! trace::start();
+//! s1.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(5)));
 //! let a = ops::randn_on::<f32>(&s1, [64, 64])?;
 //! let b = ops::mm_on(&s2, &a, &a)?;          // s2 waits for s1's randn: a flow arrow in the trace
-//! let total = b.sum()?.item()?;              // a blocking host call
+//! let total = ops::sum_on(&s2, &b)?.item()?; // a blocking host call
 //! let t = trace::stop();
 //! assert!(total.is_finite());
 //! assert!(t.ops.iter().any(|op| op.op == "mm" && op.stream == trace::StreamKey::from(&s2)));
-//! assert_eq!(t.flows().len(), 1);
+//! let arrows: Vec<_> = t.flows().iter().map(|f| (t.ops[f.from].op, t.ops[f.to].op)).collect();
+//! assert!(arrows.contains(&("randn", "mm")));
 //! let json = t.to_chrome_json();             // open in https://ui.perfetto.dev
 //! let svg = t.timeline().to_string();        // or show `t` in evcxr
 //! assert!(json.contains("\"traceEvents\"") && svg.starts_with("<svg"));
@@ -575,8 +577,9 @@ pub struct HostCall {
 /// let dev = Device::cpu();
 /// let (s1, s2) = (Stream::new(&dev)?, Stream::new(&dev)?);
 /// streamdsl::trace::start();
+/// s1.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(5)));
 /// let a = ops::ones_on::<f32>(&s1, [4])?;
-/// let b = ops::add_on(&s2, &a, &a)?;
+/// let b = ops::add_on(&s2, &a, &a)?;        // waits for the fill on s1
 /// s2.synchronize()?;
 /// let t = streamdsl::trace::stop();
 /// let f = &t.flows()[0];
@@ -651,7 +654,7 @@ impl Trace {
                     t.host_calls.push(HostCall {
                         call: rec.name,
                         device: rec.device,
-                        stream: (rec.stream != 0).then_some(rec.stream),
+                        stream: (rec.stream != u64::MAX).then_some(rec.stream),
                         thread: *thread,
                         start: at(rec.start),
                         end: at(rec.end),

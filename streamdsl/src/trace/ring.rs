@@ -172,7 +172,8 @@ pub(crate) struct Rec {
     pub kind: Kind,
     pub device: Device,
     pub stream: u64,
-    /// Position in the stream's queue (1-based; 0 for host calls).
+    /// Position in the stream's queue (1-based; 0 for host calls, whose `stream` is `u64::MAX` when they wait
+    /// for no one stream).
     pub seq: u64,
     pub name: &'static str,
     pub enqueued: u64,
@@ -435,13 +436,13 @@ pub(crate) struct HostCallGuard {
     call: Option<(&'static str, Device, u64, Instant)>,
 }
 
-/// Starts timing the host call `call` on `device` (`stream` names the stream it waits for, or 0).
+/// Starts timing the host call `call` on `device` (`stream` names the stream it waits for, if one).
 #[inline]
-pub(crate) fn host_call(call: &'static str, device: Device, stream: u64) -> HostCallGuard {
+pub(crate) fn host_call(call: &'static str, device: Device, stream: Option<u64>) -> HostCallGuard {
     if !enabled() {
         return HostCallGuard { call: None };
     }
-    HostCallGuard { call: Some((call, device, stream, Instant::now())) }
+    HostCallGuard { call: Some((call, device, stream.unwrap_or(u64::MAX), Instant::now())) }
 }
 
 impl Drop for HostCallGuard {

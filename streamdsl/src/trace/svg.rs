@@ -67,6 +67,7 @@ pub(super) fn lanes(t: &Trace) -> Vec<Lane> {
 /// let dev = Device::cpu();
 /// let (s1, s2) = (Stream::new(&dev)?, Stream::with_priority(&dev, -1)?);
 /// streamdsl::trace::start();
+/// s1.launch_host_func(|| std::thread::sleep(std::time::Duration::from_millis(5)));
 /// let a = ops::randn_on::<f32>(&s1, [128, 128])?;
 /// let b = ops::mm_on(&s2, &a, &a)?;
 /// s2.synchronize()?;
