@@ -8,10 +8,10 @@
 //!
 //! Needs `jupyter` with `nbconvert` (`./.venv/bin` or the PATH) and the evcxr kernel (`evcxr_jupyter --install`);
 //! `./scripts/test` installs both. Elsewhere the test says it was skipped. The kernels share one evcxr work
-//! folder (`target/evcxr`), so the dependencies compile once.
+//! folder (`~/.cache/streamdsl/evcxr-<checkout>`, or `STREAMDSL_EVCXR_DIR`), so the dependencies compile once.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use streamdsl_tests::report;
@@ -74,31 +74,55 @@ fn comparable(output: &Value) -> String {
     }
 }
 
-/// Runs `notebook` (a path under `examples/`, possibly a modified copy) in Jupyter; the executed notebook.
-fn execute(jupyter: &Path, notebook: &Path, out_dir: &Path) -> Value {
-    let work = root().join("target/evcxr");
+/// evcxr's work folder, kept between runs so that the dependencies compile once: outside the repository (a
+/// Cargo project inside the workspace's folder would be taken for a member), one per checkout.
+fn evcxr_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STREAMDSL_EVCXR_DIR") {
+        return PathBuf::from(dir);
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    root().canonicalize().unwrap_or_else(|_| root()).hash(&mut h);
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join(format!("streamdsl/evcxr-{:016x}", h.finish()))
+}
+
+/// Runs `notebook` in Jupyter, with `examples/` as the kernel's working folder (the notebooks name the crate by
+/// a path relative to it); the executed notebook.
+fn execute(jupyter: &Path, name: &str, notebook: &Value) -> Value {
+    use std::io::Write;
+    let work = evcxr_dir();
     std::fs::create_dir_all(&work).unwrap();
-    let name = notebook.file_name().unwrap().to_string_lossy().into_owned();
-    let run = Command::new(jupyter)
-        .args(["nbconvert", "--to", "notebook", "--execute", "--allow-errors"])
+    // Not `--stdout`: the kernel's compiler output shares nbconvert's stdout.
+    let out_dir = std::env::temp_dir().join(format!("streamdsl-notebooks-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut child = Command::new(jupyter)
+        .args(["nbconvert", "--stdin", "--to", "notebook", "--execute", "--allow-errors"])
         .args(["--ExecutePreprocessor.timeout=1800", "--ExecutePreprocessor.startup_timeout=120"])
         .arg(format!("--output-dir={}", out_dir.display()))
         .arg(format!("--output={name}"))
-        .arg(notebook)
         .current_dir(root().join("examples"))
         .env("EVCXR_TMPDIR", &work)
         .env("STREAMDSL_DEVICE", "cpu")
         .env("STREAMDSL_CPU_WORKERS", "4")
         .env_remove("STREAMDSL_TRACE")
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("jupyter runs");
-    assert!(
-        run.status.success(),
-        "nbconvert failed on {name}:\n{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(out_dir.join(&name)).unwrap()).unwrap()
+    child.stdin.take().unwrap().write_all(notebook.to_string().as_bytes()).unwrap();
+    let run = child.wait_with_output().unwrap();
+    assert!(run.status.success(), "nbconvert failed on {name}:\n{}", String::from_utf8_lossy(&run.stderr));
+    let written = out_dir.join(name);
+    let ran = std::fs::read_to_string(&written).unwrap_or_else(|e| {
+        panic!("nbconvert wrote no notebook for {name} ({e}):\n{}", String::from_utf8_lossy(&run.stderr))
+    });
+    std::fs::remove_dir_all(&out_dir).ok();
+    serde_json::from_str(&ran).unwrap()
 }
 
 /// Compares every code cell's outputs; returns the executed notebook's outputs by cell for an update.
@@ -147,8 +171,6 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
         }
     };
     let update = std::env::var("STREAMDSL_NOTEBOOK_UPDATE").is_ok_and(|v| v == "1");
-    let out_dir = std::env::temp_dir().join(format!("streamdsl-notebooks-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
     let names: Vec<String> = notebooks.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert!(names.contains(&"quickstart.ipynb".into()) && names.contains(&"streams.ipynb".into()), "{names:?}");
     for path in &notebooks {
@@ -164,9 +186,7 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
                 cells.push(json!({"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [], "source": source}));
             }
         }
-        let input = out_dir.join(format!("input-{name}"));
-        std::fs::write(&input, serde_json::to_string(&to_run).unwrap()).unwrap();
-        let ran = execute(&jupyter, &input, &out_dir);
+        let ran = execute(&jupyter, &name, &to_run);
         let mut ran_cells: Vec<Value> = code_cells(&ran).into_iter().cloned().collect();
         if name == "quickstart.ipynb" {
             let extra = ran_cells.split_off(ran_cells.len() - CROSS_CELL_CHECKS.len());
@@ -203,5 +223,4 @@ fn every_notebook_runs_in_jupyter_and_shows_its_saved_outputs() {
             .count();
         assert_eq!(errors.count(), saved_errors, "{name}: unexpected errors");
     }
-    std::fs::remove_dir_all(&out_dir).ok();
 }
