@@ -806,7 +806,7 @@ impl Trace {
         for w in &self.waits {
             let from = by_stream.get(&w.on).and_then(|list| {
                 let n = list.partition_point(|&(seq, _)| seq <= w.on_seq);
-                list[..n].iter().rev().map(|&(_, i)| i).find(|&i| self.ops[i].end.is_some())
+                n.checked_sub(1).map(|last| list[last].1)
             });
             let to = by_stream.get(&w.stream).and_then(|list| {
                 let n = list.partition_point(|&(seq, _)| seq <= w.seq);
