@@ -50,6 +50,12 @@
 //!
 //! Each stream is a FIFO queue; a pool of workers ([`Device::concurrency`]) runs streams concurrently,
 //! higher-priority streams' ready work first. Heavy ops parallelise inside with rayon and `gemm`.
+//!
+//! ## Tracing
+//!
+//! [`trace`] records ops, waits, events and blocking host calls (off by default: a relaxed atomic load where an
+//! op is described and where it is enqueued), and exports Chrome trace JSON for Perfetto and an SVG timeline that evcxr shows inline;
+//! `STREAMDSL_TRACE=trace.json,timeline.svg` traces a whole run.
 
 //! ## Architecture
 //!

@@ -1,8 +1,9 @@
 //! Tracing: a record of every op, wait, event and blocking host call, exported as a Chrome trace (Perfetto,
 //! `chrome://tracing`) or drawn as an SVG timeline with one lane per stream.
 //!
-//! Off by default, and then free: each op pays one relaxed atomic load. Turn it on for a stretch of code,
-//! or for a whole run:
+//! Off by default, and then free: an op pays a relaxed atomic load of one flag where it describes its operands
+//! and another where the stream machine enqueues it (a host function or a wait, one). Turn it on for a stretch of
+//! code, or for a whole run:
 //!
 //! - [`start`] … [`stop`]: `stop` returns the [`Trace`]; [`snapshot`] copies it without stopping.
 //! - [`guard`]: a [`TraceGuard`] that records until it is dropped (and then writes the file
