@@ -272,9 +272,13 @@ fn thousands_of_ops_make_a_small_readable_timeline() -> Result<()> {
 fn device_ops_are_traced(dev: &Device) -> Result<()> {
     let _x = exclusive();
     let (s1, s2) = (Stream::new(dev)?, Stream::new(dev)?);
+    let gate = Gate::new();
     trace::start();
+    let held = gate.clone();
+    s1.launch_host_func(move || held.wait()); // the fill is still pending when the add is enqueued
     let a = ops::full_on(&s1, [256], 2.0f32)?;
     let b = ops::add_on(&s2, &a, &a)?;
+    gate.open();
     let total = ops::sum_on(&s2, &b)?.item()?;
     let t = trace::stop();
     assert_eq!(total, 1024.0);

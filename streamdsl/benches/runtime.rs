@@ -174,36 +174,46 @@ fn enqueue_row(s: &Stream) -> Result<()> {
 /// the record's update), from the first enqueue until the stream drained, per op.
 fn trace_row(s: &Stream) -> Result<()> {
     const BATCH: usize = 2_000;
-    let (mut enqueue, mut total) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let x = ops::zeros_on::<f32>(s, [4])?;
+    // [empty op, 4-element add_scalar] × [enqueue, to completion] × [off, on]
+    let mut t =
+        [[[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]], [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]]];
     for round in 0..80 {
         let on = round % 2 == 1;
-        if on {
-            streamdsl::trace::start_with_capacity(4 * BATCH);
+        for (kind, samples) in t.iter_mut().enumerate() {
+            if on {
+                streamdsl::trace::start_with_capacity(4 * BATCH);
+            }
+            let start = Instant::now();
+            let mut ys = Vec::with_capacity(BATCH);
+            for _ in 0..BATCH {
+                if kind == 0 {
+                    s.launch_host_func(|| {});
+                } else {
+                    ys.push(ops::add_scalar_on(s, &x, 1.0)?);
+                }
+            }
+            let enqueued = start.elapsed().as_secs_f64() / BATCH as f64;
+            s.synchronize()?;
+            let done = start.elapsed().as_secs_f64() / BATCH as f64;
+            if on {
+                let trace = streamdsl::trace::stop();
+                assert_eq!(trace.ops.len(), BATCH, "every op recorded");
+            }
+            samples[0][usize::from(on)].push(enqueued);
+            samples[1][usize::from(on)].push(done);
         }
-        let t = Instant::now();
-        for _ in 0..BATCH {
-            s.launch_host_func(|| {});
-        }
-        let enqueued = t.elapsed().as_secs_f64() / BATCH as f64;
-        s.synchronize()?;
-        let done = t.elapsed().as_secs_f64() / BATCH as f64;
-        if on {
-            let t = streamdsl::trace::stop();
-            assert_eq!(t.ops.len(), BATCH, "every op recorded");
-        }
-        enqueue[usize::from(on)].push(enqueued);
-        total[usize::from(on)].push(done);
     }
-    let [e_off, e_on] = enqueue.map(median);
-    let [t_off, t_on] = total.map(median);
+    let m = t.map(|kind| kind.map(|phase| phase.map(median)));
+    let cell = |k: usize, p: usize| {
+        format!("{:.3} / {:.3} µs (+{:.3})", m[k][p][0] * 1e6, m[k][p][1] * 1e6, (m[k][p][1] - m[k][p][0]) * 1e6)
+    };
     println!(
-        "| tracing: empty op, off / on (interleaved) | enqueue {:.3} / {:.3} µs (+{:.3} µs) | to completion {:.3} / {:.3} µs per op (+{:.3} µs); target < 1 µs per op on |",
-        e_off * 1e6,
-        e_on * 1e6,
-        (e_on - e_off) * 1e6,
-        t_off * 1e6,
-        t_on * 1e6,
-        (t_on - t_off) * 1e6
+        "| tracing off / on, per op (interleaved batches) | empty op: enqueue {}, to completion {} | 4-element `add_scalar_on`: enqueue {}, to completion {}; target < 1 µs per op on |",
+        cell(0, 0),
+        cell(0, 1),
+        cell(1, 0),
+        cell(1, 1)
     );
     Ok(())
 }

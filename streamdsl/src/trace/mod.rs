@@ -663,10 +663,15 @@ impl Trace {
                     continue;
                 }
                 ring::Kind::Op { args } => {
-                    let info =
-                        |(dtype, shape): &(DType, Vec<usize>)| TensorInfo { dtype: *dtype, shape: shape.clone() };
-                    let inputs: Vec<TensorInfo> = args.iter().flat_map(|a| a.inputs.iter().map(info)).collect();
-                    let output = args.as_ref().and_then(|a| a.output.as_ref().map(info));
+                    let (mut inputs, mut output) = (Vec::new(), None);
+                    for (dtype, shape, is_output) in args.iter().flat_map(ring::OpArgs::tensors) {
+                        let info = TensorInfo { dtype, shape: shape.to_vec() };
+                        if is_output {
+                            output = Some(info);
+                        } else {
+                            inputs.push(info);
+                        }
+                    }
                     let bytes =
                         args.as_ref().map(|_| inputs.iter().chain(output.iter()).map(TensorInfo::bytes).sum::<u64>());
                     t.ops.push(OpRecord {

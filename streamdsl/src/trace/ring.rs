@@ -110,11 +110,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The operands of the op being enqueued on this thread, as the ops layer describes them.
-#[derive(Clone, Debug, Default)]
+/// The operands of the op being enqueued on this thread, as the ops layer describes them: up to three tensors
+/// (inputs, then the output), their dimensions in one allocation.
+#[derive(Clone, Debug)]
 pub(crate) struct OpArgs {
-    pub inputs: Vec<(DType, Vec<usize>)>,
-    pub output: Option<(DType, Vec<usize>)>,
+    count: u8,
+    has_output: bool,
+    dtypes: [DType; 3],
+    ranks: [u8; 3],
+    dims: Box<[usize]>,
+}
+
+impl OpArgs {
+    /// `(dtype, shape)` of each input, then of the output (if any).
+    pub(crate) fn tensors(&self) -> impl Iterator<Item = (DType, &[usize], bool)> {
+        let mut at = 0;
+        (0..usize::from(self.count)).map(move |i| {
+            let rank = usize::from(self.ranks[i]);
+            let shape = &self.dims[at..at + rank];
+            at += rank;
+            (self.dtypes[i], shape, self.has_output && i + 1 == usize::from(self.count))
+        })
+    }
 }
 
 /// Clears this thread's operand description when the op call that set it returns.
@@ -135,10 +152,17 @@ pub(crate) fn describe(inputs: &[(DType, &[usize])], output: Option<(DType, &[us
     if !enabled() {
         return DescribeGuard(false);
     }
-    let args = OpArgs {
-        inputs: inputs.iter().map(|(d, s)| (*d, s.to_vec())).collect(),
-        output: output.map(|(d, s)| (d, s.to_vec())),
-    };
+    let tensors = inputs.iter().copied().chain(output).take(3);
+    let mut args =
+        OpArgs { count: 0, has_output: output.is_some(), dtypes: [DType::F32; 3], ranks: [0; 3], dims: Box::default() };
+    let mut dims = Vec::with_capacity(tensors.clone().map(|(_, s)| s.len()).sum());
+    for (i, (dtype, shape)) in tensors.enumerate() {
+        args.dtypes[i] = dtype;
+        args.ranks[i] = shape.len() as u8;
+        args.count += 1;
+        dims.extend_from_slice(shape);
+    }
+    args.dims = dims.into_boxed_slice();
     (SHARED.get().args.0)(Some(Some(args)));
     DescribeGuard(true)
 }
@@ -147,7 +171,7 @@ pub(crate) fn describe(inputs: &[(DType, &[usize])], output: Option<(DType, &[us
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
     /// Work run on a stream (a kernel, a copy, a host function).
-    Op { args: Option<Box<OpArgs>> },
+    Op { args: Option<OpArgs> },
     /// A queue entry that holds its stream until `on` has completed: inserted by the hazard tracker
     /// (`hazard`) or asked for with `wait_event` / `wait_stream`.
     Wait { on_stream: u64, on_seq: u64, hazard: bool },
@@ -207,6 +231,8 @@ pub(crate) struct Ring {
     pub streams: HashMap<(Device, u64), Meta>,
     /// The stream table's size after its last pruning.
     streams_pruned_at: usize,
+    /// The stream of the last record, known to be in `streams` (most records follow one on the same stream).
+    last_stream: Option<(Device, u64)>,
     host_threads: HashMap<std::thread::ThreadId, u64>,
 }
 
@@ -223,6 +249,7 @@ impl Ring {
             dropped: 0,
             streams: HashMap::new(),
             streams_pruned_at: 0,
+            last_stream: None,
             host_threads: HashMap::new(),
         }
     }
@@ -258,6 +285,10 @@ impl Ring {
     }
 
     fn note_stream(&mut self, device: Device, stream: &StreamRef<'_>) {
+        if self.last_stream == Some((device, stream.id)) {
+            return;
+        }
+        self.last_stream = Some((device, stream.id));
         if let Some(meta) = self.streams.get_mut(&(device, stream.id)) {
             if meta.priority.is_none() {
                 meta.priority = stream.priority;
@@ -271,7 +302,7 @@ impl Ring {
         // Transient streams (one per `to_vec`) come and go: forget those no record names any more, now and then.
         if self.streams.len() > 1024 && self.streams.len() > 2 * self.streams_pruned_at {
             let live: HashSet<(Device, u64)> = self.records.iter().map(|r| (r.device, r.stream)).collect();
-            self.streams.retain(|k, _| live.contains(k));
+            self.streams.retain(|k, _| live.contains(k) || *k == (device, stream.id));
             self.streams_pruned_at = self.streams.len();
         }
     }
@@ -300,6 +331,7 @@ pub(crate) fn start(capacity: usize) {
         r.dropped = 0;
         r.streams.clear();
         r.streams_pruned_at = 0;
+        r.last_stream = None;
         r.host_threads.clear();
         r.origin = r.ns(Instant::now());
     }
@@ -343,7 +375,7 @@ pub(crate) fn reader_stream(device: Device, id: u64) {
 /// An op was enqueued at `seq` of `stream`; takes this thread's operand description. Its record id (0 when
 /// not recording).
 pub(crate) fn op_enqueued(device: Device, stream: StreamRef<'_>, seq: u64, op: &'static str) -> u64 {
-    let args = (SHARED.get().args.0)(None).map(Box::new);
+    let args = (SHARED.get().args.0)(None);
     let now = Instant::now();
     let mut r = ring();
     if !r.recording {
