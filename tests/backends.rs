@@ -227,3 +227,35 @@ fn high_priority_work_overtakes_a_full_device() {
         "the high-priority block finished {high_done:?} after the low-priority work began, which took {low_total:?}"
     );
 }
+
+/// `mm` on odd shapes for every element type and kernel (tiled f32/f64, tensor-core f16/bf16): one element,
+/// sizes that fill no tile evenly, a shared 2-D operand, and a batch longer than grid z holds (65,535), which
+/// takes two launches.
+fn odd_products<T: Element>(gpu_dev: &Device, long_batch: bool) -> Result<()> {
+    let (cpu, gpu) = (Stream::new(&Device::cpu())?, Stream::new(gpu_dev)?);
+    let g = Generator::new(17);
+    let mut shapes: Vec<(&[usize], &[usize])> =
+        vec![(&[1, 1], &[1, 1]), (&[17, 33], &[33, 65]), (&[3, 17, 33], &[33, 5])];
+    if long_batch {
+        shapes.push((&[65_537, 2, 3], &[65_537, 3, 2]));
+    }
+    for (sa, sb) in shapes {
+        let (a, b) = (ops::randn_with_on::<T>(&cpu, sa, &g)?, ops::randn_with_on::<T>(&cpu, sb, &g)?);
+        let want = ops::mm_on(&cpu, &a, &b)?;
+        let got = ops::mm_on(&gpu, &ops::to_device_on(&gpu, &a)?, &ops::to_device_on(&gpu, &b)?)?;
+        assert_eq!(got.shape(), want.shape());
+        let err = rel_err(&to_f64(&got), &to_f64(&want));
+        assert!(err <= 4.0 * tol(T::DTYPE), "{} mm {sa:?}·{sb:?}: relative error {err:e}", T::DTYPE);
+    }
+    Ok(())
+}
+
+#[test]
+fn every_mm_kernel_on_odd_shapes() {
+    let Some(dev) = cuda_or_skip("every_mm_kernel_on_odd_shapes") else { return };
+    // The batch beyond grid z once per kernel family: tiled (f32) and tensor-core (bf16).
+    odd_products::<f32>(&dev, true).unwrap();
+    odd_products::<f64>(&dev, false).unwrap();
+    odd_products::<f16>(&dev, false).unwrap();
+    odd_products::<bf16>(&dev, true).unwrap();
+}

@@ -60,8 +60,7 @@ fn sums_are_the_same_bits_for_any_thread_count_and_gpu() {
         assert_eq!(on_cpu(workers), reference, "{workers} CPU workers and rayon threads");
     }
     // The simulated driver, with two multiprocessor counts: the CUDA sum's grid depends only on the length.
-    let simulated =
-        Device::cuda_devices().is_ok_and(|(_, gpus)| gpus.first().is_some_and(|g| g.name.contains("simulated")));
+    let simulated = Device::cuda_devices().is_ok_and(|(_, gpus)| gpus.first().is_some_and(|g| g.simulated));
     if simulated {
         for sms in [8, 132] {
             let on_gpu = run_child(&[("STREAMDSL_DEVICE", "cuda".into()), ("STREAMDSL_SIM_SMS", sms.to_string())]);

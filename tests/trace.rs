@@ -185,10 +185,9 @@ fn ops_carry_streams_shapes_bytes_and_times() -> Result<()> {
     // copy to the host waiting for the sum.
     let flows: Vec<(&str, &str, bool)> =
         t.flows().iter().map(|f| (t.ops[f.from].op, t.ops[f.to].op, f.hazard)).collect();
-    assert_eq!(
-        flows,
-        [("randn", "mm", true), ("randn", "mm", true), ("mm", "to_dtype", false), ("sum", "to_vec", true)]
-    );
+    // The copy to the host waits for the sum too, unless the sum already ran (cheap work may run inline).
+    assert_eq!(flows[..3], [("randn", "mm", true), ("randn", "mm", true), ("mm", "to_dtype", false)]);
+    assert!(flows[3..].iter().all(|f| *f == ("sum", "to_vec", true)), "{flows:?}");
     let from: Vec<u64> = t.flows()[..2].iter().map(|f| t.ops[f.from].seq).collect();
     assert_eq!(from, [2, 3], "each arrow starts at the randn it waits for");
     assert!(t.events.iter().any(|ev| ev.stream == StreamKey::from(&s2) && ev.completed.is_some()));

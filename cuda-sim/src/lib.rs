@@ -25,7 +25,15 @@
 //!
 //! A program knows it runs on the simulator when the driver exports `streamdsl_sim_version` (non-zero); the
 //! device is named "streamdsl simulated GPU" unless configured otherwise. `streamdsl_sim_last_error(buf, len)`
-//! returns the last report, and `cuGetErrorString` appends it to the text of the codes a report produces.
+//! returns the last report, `streamdsl_sim_report_count(code)` how many reports with that code (negative: any)
+//! were made, and `cuGetErrorString` appends the last report to the text of the codes a report produces.
+//!
+//! **Fault injection**, for testing a program's error handling, per calling thread (so a test injects into
+//! its own calls only; see `check::inject`): `streamdsl_sim_fail_next(name, code)` makes the next call of the
+//! driver function `name` (spelled without `_v2`) return `code` and do nothing else;
+//! `streamdsl_sim_fault_next()` makes the next kernel launch, copy or memset this thread enqueues fail when
+//! it runs, as a kernel touching a bad address would (`CUDA_ERROR_ILLEGAL_ADDRESS`, with a report, the stream
+//! poisoned from there on).
 //!
 //! ## The seam: kernels as source
 //!
@@ -49,8 +57,9 @@
 //!
 //! ## What runs how
 //!
-//! - **Devices and contexts**: a configurable device (below); primary contexts; a current context per
-//!   thread (calls that need one fail with `CUDA_ERROR_INVALID_CONTEXT` without it).
+//! - **Devices and contexts**: a configurable device (below); primary contexts; a context stack per thread
+//!   (`cuCtxPushCurrent` / `cuCtxPopCurrent`; `cuCtxSetCurrent` replaces the top, null pops it), whose top is
+//!   the current context (calls that need one fail with `CUDA_ERROR_INVALID_CONTEXT` without it).
 //! - **Streams** each execute their queue in order on a thread of their own, so different streams really
 //!   run concurrently; a kernel's blocks go to a shared pool of worker threads (the "SMs"), and the blocks of
 //!   the highest-priority stream's launch are dispatched first (priority range: least 0, greatest -5). The

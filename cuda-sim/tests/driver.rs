@@ -426,3 +426,88 @@ fn calls_need_a_current_context_and_real_images_are_refused() {
     let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
     assert_eq!(name, "streamdsl simulated GPU");
 }
+
+#[test]
+fn contexts_push_and_pop_per_thread() {
+    setup();
+    let ctx = std::thread::spawn(|| {
+        let mut cur: cudarc::driver::sys::CUcontext = std::ptr::null_mut();
+        let get = |cur: &mut cudarc::driver::sys::CUcontext| {
+            // SAFETY: out-parameter.
+            assert_eq!(unsafe { cuCtxGetCurrent(cur) }, OK);
+        };
+        get(&mut cur);
+        assert!(cur.is_null(), "a new thread has no current context");
+        let mut primary = std::ptr::null_mut();
+        // SAFETY: out-parameter.
+        assert_eq!(unsafe { cuDevicePrimaryCtxRetain(&mut primary, 0) }, OK);
+        let mut popped = std::ptr::null_mut();
+        // SAFETY: out-parameter.
+        assert_eq!(unsafe { cuCtxPopCurrent_v2(&mut popped) }, CUresult::CUDA_ERROR_INVALID_CONTEXT);
+        assert_eq!(cuCtxPushCurrent_v2(primary), OK);
+        get(&mut cur);
+        assert_eq!(cur, primary);
+        assert_eq!(cuCtxPushCurrent_v2(primary), OK);
+        // SAFETY: out-parameter.
+        assert_eq!(unsafe { cuCtxPopCurrent_v2(&mut popped) }, OK);
+        assert_eq!(popped, primary);
+        get(&mut cur);
+        assert_eq!(cur, primary, "the context below the popped one is current again");
+        // SAFETY: null is allowed.
+        assert_eq!(unsafe { cuCtxPopCurrent_v2(std::ptr::null_mut()) }, OK);
+        get(&mut cur);
+        assert!(cur.is_null(), "the stack is empty again");
+        assert_eq!(cuCtxPushCurrent_v2(0x1234 as cudarc::driver::sys::CUcontext), CUresult::CUDA_ERROR_INVALID_CONTEXT);
+        // cuCtxSetCurrent replaces the top of the stack; null pops it.
+        assert_eq!(cuCtxSetCurrent(primary), OK);
+        assert_eq!(cuCtxPushCurrent_v2(primary), OK);
+        assert_eq!(cuCtxSetCurrent(std::ptr::null_mut()), OK);
+        get(&mut cur);
+        assert_eq!(cur, primary);
+        assert_eq!(cuCtxSetCurrent(std::ptr::null_mut()), OK);
+        get(&mut cur);
+        assert!(cur.is_null());
+        primary as usize
+    })
+    .join()
+    .unwrap();
+    assert_ne!(ctx, 0);
+}
+
+#[test]
+fn injected_failures_and_faults() {
+    setup();
+    let s = stream(0);
+    let name = std::ffi::CString::new("cuStreamWaitEvent").unwrap();
+    let code = CUresult::CUDA_ERROR_INVALID_HANDLE;
+    // SAFETY: a NUL-terminated name.
+    assert_eq!(unsafe { streamdsl_sim_fail_next(name.as_ptr(), code as i32) }, 0);
+    let e = record(s);
+    // Only this thread's next call of that function fails.
+    let (raw_s, raw_e) = (s as usize, e as usize);
+    let other = std::thread::spawn(move || {
+        setup();
+        cuStreamWaitEvent(raw_s as CUstream, raw_e as CUevent, 0)
+    });
+    assert_eq!(other.join().unwrap(), OK);
+    assert_eq!(cuStreamWaitEvent(s, e, 0), code);
+    assert_eq!(cuStreamWaitEvent(s, e, 0), OK);
+    // SAFETY: as above.
+    assert_eq!(unsafe { streamdsl_sim_fail_next(name.as_ptr(), 0) }, -1);
+
+    let faults = streamdsl_sim_report_count(CUresult::CUDA_ERROR_ILLEGAL_ADDRESS as i32);
+    let p = alloc(64, s);
+    streamdsl_sim_fault_next();
+    upload(p, &[1.0f32; 16], s);
+    let after = record(s);
+    assert_eq!(cuStreamSynchronize(s), CUresult::CUDA_ERROR_ILLEGAL_ADDRESS);
+    assert_eq!(cuEventQuery(after), CUresult::CUDA_ERROR_ILLEGAL_ADDRESS);
+    assert!(last_report().contains("injected fault"), "{}", last_report());
+    assert_eq!(streamdsl_sim_report_count(CUresult::CUDA_ERROR_ILLEGAL_ADDRESS as i32), faults + 1);
+    assert!(streamdsl_sim_report_count(-1) > faults);
+    // Other streams keep working.
+    let t = stream(0);
+    let q = alloc(64, t);
+    upload(q, &[2.0f32; 16], t);
+    assert_eq!(download::<f32>(q, 16, t), vec![2.0; 16]);
+}

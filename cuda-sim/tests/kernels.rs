@@ -201,27 +201,25 @@ fn mma_fragments_follow_the_ptx_layout() {
 }
 
 #[test]
-fn reduction_with_shared_memory_barriers_and_shuffles() {
+fn reduction_with_shared_memory_and_barriers() {
     setup();
     let s = stream(0);
     let spec = KernelSpec::reduce(DType::F32);
     let m = module(&spec.source());
-    let (partial_k, final_k) = (function(m, "sum_partial"), function(m, "sum_final"));
+    let (level0, level, write) = (function(m, "sum_chunks"), function(m, "sum_chunks_f64"), function(m, "sum_write"));
     let n = 100_003usize;
     let x = rand_vec(n, 11);
     let want: f64 = x.iter().map(|&v| v as f64).sum();
     let dx = alloc(n * 4, s);
     upload(dx, &x, s);
-    let blocks = 37u32;
-    let partial = alloc(blocks as usize * 8, s);
-    let out = alloc(4, s);
+    let blocks = n.div_ceil(16 * REDUCE_BLOCK as usize) as u32;
+    let (partial, total, out) = (alloc(blocks as usize * 8, s), alloc(8, s), alloc(4, s));
     let (mut a, mut nn, mut p) = (dx, n as u64, partial);
-    assert_eq!(launch(partial_k, (blocks, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut a), arg(&mut nn), arg(&mut p)]), OK);
-    let (mut p2, mut count, mut scale, mut o) = (partial, blocks as u64, 1.0f64, out);
-    assert_eq!(
-        launch(final_k, (1, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut p2), arg(&mut count), arg(&mut scale), arg(&mut o)]),
-        OK
-    );
+    assert_eq!(launch(level0, (blocks, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut a), arg(&mut nn), arg(&mut p)]), OK);
+    let (mut p2, mut count, mut t) = (partial, blocks as u64, total);
+    assert_eq!(launch(level, (1, 1, 1), REDUCE_BLOCK, s, &mut [arg(&mut p2), arg(&mut count), arg(&mut t)]), OK);
+    let (mut t2, mut scale, mut o) = (total, 1.0f64, out);
+    assert_eq!(launch(write, (1, 1, 1), 1, s, &mut [arg(&mut t2), arg(&mut scale), arg(&mut o)]), OK);
     let got: Vec<f32> = download(out, 1, s);
     assert_eq!(got[0], want as f32);
 }

@@ -148,3 +148,84 @@ mod snapshots {
         }
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    //! Property test: whatever tokens reach the macro (pieces of its grammar in any order and nesting, and
+    //! valid invocations with tokens deleted, repeated or swapped), parsing, validation and expansion return
+    //! tokens (the expansion or `compile_error!`s), never a panic.
+
+    use proc_macro2::TokenStream;
+    use proptest::prelude::*;
+
+    /// Tokens from the macro's grammar and its neighbourhood, each balanced so the whole parses as tokens.
+    fn piece() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("stream".to_string()),
+            Just("steam".to_string()),
+            Just("device".to_string()),
+            Just("=".to_string()),
+            Just("==".to_string()),
+            Just(",".to_string()),
+            Just(";".to_string()),
+            Just("s".to_string()),
+            Just("&s".to_string()),
+            Just("42".to_string()),
+            Just("::".to_string()),
+            Just("crate".to_string()),
+            Just("self".to_string()),
+            Just("[::streamdsl]".to_string()),
+            Just("[]".to_string()),
+            Just("x.await".to_string()),
+            Just("async { x.await }".to_string()),
+            Just("|| zeros::<f32>([2])".to_string()),
+            Just("mm(&a, &b)?".to_string()),
+            Just("a.to_dtype::<f16>()?".to_string()),
+            Just("x.mean()".to_string()),
+            Just("fn f() {}".to_string()),
+            Just("let a = randn::<f32>([4])?;".to_string()),
+            Just("return".to_string()),
+            Just("'a".to_string()),
+            "[a-z_][a-z0-9_]{0,6}".prop_map(|s| s),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop::collection::vec(inner, 0..6).prop_flat_map(|items| {
+                let body = items.join(" ");
+                prop_oneof![Just(format!("{{ {body} }}")), Just(format!("( {body} )")), Just(format!("[ {body} ]")),]
+            })
+        })
+    }
+
+    fn expand(src: &str) {
+        if let Ok(tokens) = src.parse::<TokenStream>() {
+            let _ = super::gpu_scope(tokens);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_token_sequences(pieces in prop::collection::vec(piece(), 0..12)) {
+            expand(&pieces.join(" "));
+        }
+
+        #[test]
+        fn mutated_valid_invocations(
+            edits in prop::collection::vec((0usize..40, 0usize..3, piece()), 1..4),
+        ) {
+            let valid = "[::streamdsl] stream = &streams[i], { let a = randn::<f32>([4, 4])?; let b = a.mm(&a)?.to_dtype::<f16>()?; x.fill_(0.0)?; (b, a.mean()?) }";
+            let mut tokens: Vec<String> = valid.parse::<TokenStream>().unwrap().into_iter().map(|t| t.to_string()).collect();
+            for (at, kind, piece) in edits {
+                let at = at % (tokens.len() + 1);
+                match kind {
+                    0 if at < tokens.len() => { tokens.remove(at); }
+                    1 => tokens.insert(at, piece),
+                    _ if at + 1 < tokens.len() => tokens.swap(at, at + 1),
+                    _ => tokens.push(piece),
+                }
+            }
+            expand(&tokens.join(" "));
+        }
+    }
+}

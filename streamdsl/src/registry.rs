@@ -130,6 +130,7 @@ impl Device {
                 name: g.name,
                 compute_capability: g.compute_capability,
                 memory_bytes: g.memory_bytes,
+                simulated: driver.simulated,
             })
             .collect();
         Ok((version, devices))
@@ -147,6 +148,8 @@ pub struct CudaDeviceInfo {
     pub compute_capability: (u32, u32),
     /// Total device memory in bytes.
     pub memory_bytes: usize,
+    /// Whether the driver is streamdsl's simulated driver (`cuda-sim`), which runs kernels on CPU threads.
+    pub simulated: bool,
 }
 
 impl Default for Device {

@@ -60,7 +60,7 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxGetState(dev: CUdevice, flags: *mut c
     })
 }
 
-/// `cuCtxSetCurrent` (null: no current context).
+/// `cuCtxSetCurrent`: replaces the top of the calling thread's context stack (null pops it).
 #[no_mangle]
 pub extern "C" fn cuCtxSetCurrent(ctx: CUcontext) -> CUresult {
     guard("cuCtxSetCurrent", true, || {
@@ -76,6 +76,55 @@ pub extern "C" fn cuCtxSetCurrent(ctx: CUcontext) -> CUresult {
             None => CUresult::CUDA_ERROR_INVALID_CONTEXT,
         }
     })
+}
+
+/// `cuCtxPushCurrent_v2`: `ctx` becomes current on the calling thread; the previous current context stays on
+/// the thread's stack below it.
+#[no_mangle]
+pub extern "C" fn cuCtxPushCurrent_v2(ctx: CUcontext) -> CUresult {
+    guard("cuCtxPushCurrent", true, || match driver::context_of(ctx as u64) {
+        Some(c) => {
+            driver::push_current(c.device);
+            CUresult::CUDA_SUCCESS
+        }
+        None => CUresult::CUDA_ERROR_INVALID_CONTEXT,
+    })
+}
+
+/// `cuCtxPushCurrent` (the pre-4.0 name).
+#[no_mangle]
+pub extern "C" fn cuCtxPushCurrent(ctx: CUcontext) -> CUresult {
+    cuCtxPushCurrent_v2(ctx)
+}
+
+/// `cuCtxPopCurrent_v2`: removes the current context from the calling thread's stack (written to `ctx` when
+/// it is not null); the context below it, if any, becomes current. `CUDA_ERROR_INVALID_CONTEXT` when none is
+/// current.
+///
+/// # Safety
+/// `ctx` must be null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxPopCurrent_v2(ctx: *mut CUcontext) -> CUresult {
+    guard("cuCtxPopCurrent", true, || match driver::pop_current() {
+        Some(d) => {
+            if !ctx.is_null() {
+                // SAFETY: per the contract (non-null: writable).
+                unsafe { ctx.write(driver::context_handle(d) as CUcontext) };
+            }
+            CUresult::CUDA_SUCCESS
+        }
+        None => CUresult::CUDA_ERROR_INVALID_CONTEXT,
+    })
+}
+
+/// `cuCtxPopCurrent` (the pre-4.0 name).
+///
+/// # Safety
+/// As [`cuCtxPopCurrent_v2`].
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxPopCurrent(ctx: *mut CUcontext) -> CUresult {
+    // SAFETY: per the contract.
+    unsafe { cuCtxPopCurrent_v2(ctx) }
 }
 
 /// `cuCtxGetCurrent` (null when none).

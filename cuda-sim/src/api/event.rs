@@ -73,12 +73,13 @@ pub extern "C" fn cuEventRecordWithFlags(event: CUevent, stream: CUstream, _flag
     cuEventRecord(event, stream)
 }
 
+/// The status of a completed record, which the host has now observed. A record that completed with its
+/// stream's fault still completed in order: everything before it ran or was skipped, so the host is ordered
+/// after it either way (as after `cuStreamSynchronize` returning the fault).
 fn observed(sig: &Signal, outcome: &crate::driver::stream::Outcome) -> CUresult {
+    race::host_sync(&sig.clock);
     match outcome {
-        Ok(_) => {
-            race::host_sync(&sig.clock);
-            CUresult::CUDA_SUCCESS
-        }
+        Ok(_) => CUresult::CUDA_SUCCESS,
         Err(f) => f.code,
     }
 }

@@ -25,7 +25,7 @@ fn pool_handle(device: usize) -> u64 {
 fn pool_of(handle: CUmemoryPool) -> driver::DResult<Arc<driver::Pool>> {
     let h = handle as u64;
     let base = pool_handle(0);
-    if h < base || (h - base) % 16 != 0 {
+    if h < base || !(h - base).is_multiple_of(16) {
         return Err(CUresult::CUDA_ERROR_INVALID_HANDLE);
     }
     driver::contexts()

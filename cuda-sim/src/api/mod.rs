@@ -1,7 +1,8 @@
 //! The exported C functions (the driver API's names and signatures). Each one catches panics (a panic
 //! becomes `CUDA_ERROR_UNKNOWN` with a report, never an unwind into C), refuses to run inside a host
 //! function (`CUDA_ERROR_NOT_PERMITTED`), and, except `cuInit`, `cuDriverGetVersion` and the error-string
-//! functions, requires `cuInit` (`CUDA_ERROR_NOT_INITIALIZED`).
+//! functions, requires `cuInit` (`CUDA_ERROR_NOT_INITIALIZED`); a failure injected for this call on this
+//! thread (`streamdsl_sim_fail_next`) is returned instead of running it.
 //!
 //! Enum arguments are taken as plain integers, so a value this build does not know is an error code, not
 //! undefined behaviour.
@@ -33,6 +34,9 @@ pub(crate) fn guard(name: &'static str, needs_init: bool, body: impl FnOnce() ->
     }
     if needs_init && !driver::initialized() {
         return CUresult::CUDA_ERROR_NOT_INITIALIZED;
+    }
+    if let Some(code) = crate::check::inject::take_failure(name) {
+        return code;
     }
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,

@@ -18,8 +18,6 @@ not_supported!(
     cuCtxCreate_v2,
     cuCtxCreate_v4,
     cuCtxDestroy_v2,
-    cuCtxPushCurrent_v2,
-    cuCtxPopCurrent_v2,
     cuDevicePrimaryCtxReset_v2,
     cuDevicePrimaryCtxSetFlags_v2,
     cuDeviceGetUuid_v2,

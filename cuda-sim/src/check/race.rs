@@ -6,7 +6,8 @@
 //! - Recording an event snapshots `VC_s`; `cuStreamWaitEvent` joins that snapshot (taken at the call) into the
 //!   waiting stream's clock.
 //! - Host synchronisation (`cuStreamSynchronize`, `cuEventSynchronize`, `cuCtxSynchronize`, a query that
-//!   returns `CUDA_SUCCESS`, a device-to-host copy to pageable memory returning, a host function having run)
+//!   finds the work complete — `CUDA_SUCCESS`, or the fault of a stream whose work before the point ran or
+//!   was skipped —, a device-to-host copy to pageable memory returning, a host function having run)
 //!   joins the clock it observed into the host's clock, and every later enqueue joins the host's clock.
 //!   (One host clock for all host threads: races between host threads that synchronise only among
 //!   themselves are not reported.)

@@ -15,6 +15,9 @@ pub struct Fault {
 
 static LAST: Mutex<Option<(u64, Arc<str>)>> = Mutex::new(None);
 
+/// How many reports were made, by error code.
+static COUNTS: Mutex<Vec<(i32, u64)>> = Mutex::new(Vec::new());
+
 fn lock_last() -> std::sync::MutexGuard<'static, Option<(u64, Arc<str>)>> {
     LAST.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -27,6 +30,13 @@ pub fn report(code: CUresult, text: String) -> Fault {
         let seq = last.as_ref().map_or(1, |(n, _)| n + 1);
         *last = Some((seq, Arc::clone(&text)));
     }
+    {
+        let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        match counts.iter_mut().find(|(c, _)| *c == code as i32) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((code as i32, 1)),
+        }
+    }
     if !crate::driver::config::config().quiet {
         eprintln!("streamdsl-cuda-sim: {text}");
     }
@@ -36,4 +46,10 @@ pub fn report(code: CUresult, text: String) -> Fault {
 /// The last report's text, if any, with a sequence number that changes with every report.
 pub fn last() -> Option<(u64, Arc<str>)> {
     lock_last().clone()
+}
+
+/// How many reports with error `code` were made so far (`None`: of every code).
+pub fn count(code: Option<i32>) -> u64 {
+    let counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    counts.iter().filter(|(c, _)| code.is_none_or(|want| *c == want)).map(|(_, n)| n).sum()
 }

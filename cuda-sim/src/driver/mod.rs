@@ -8,7 +8,7 @@ pub mod event;
 pub mod memory;
 pub mod stream;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -26,7 +26,8 @@ static INITIALIZED: AtomicBool = AtomicBool::new(false);
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(0x5100_0000);
 
 thread_local! {
-    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+    /// This thread's context stack (device ordinals), the current context last.
+    static CONTEXTS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     static IN_HOST_FN: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -76,7 +77,7 @@ pub fn contexts() -> &'static [Context] {
 /// The context a handle names.
 pub fn context_of(handle: u64) -> Option<&'static Context> {
     let base = context_handle(0);
-    if handle < base || (handle - base) % 16 != 0 {
+    if handle < base || !(handle - base).is_multiple_of(16) {
         return None;
     }
     contexts().get(((handle - base) / 16) as usize)
@@ -84,17 +85,40 @@ pub fn context_of(handle: u64) -> Option<&'static Context> {
 
 /// This thread's current context (device ordinal).
 pub fn current() -> DResult<&'static Context> {
-    CURRENT.with(|c| c.get()).and_then(|d| contexts().get(d)).ok_or(CUresult::CUDA_ERROR_INVALID_CONTEXT)
+    current_device().and_then(|d| contexts().get(d)).ok_or(CUresult::CUDA_ERROR_INVALID_CONTEXT)
 }
 
-/// Makes device `ordinal`'s context current on this thread (`None`: no context).
+/// `cuCtxSetCurrent`: replaces the top of this thread's context stack with device `ordinal`'s context (pushes
+/// it onto an empty stack); `None` pops the top (nothing when the stack is empty), as CUDA does.
 pub fn set_current(ordinal: Option<usize>) {
-    CURRENT.with(|c| c.set(ordinal));
+    CONTEXTS.with(|c| {
+        let mut stack = c.borrow_mut();
+        match ordinal {
+            Some(d) => match stack.last_mut() {
+                Some(top) => *top = d,
+                None => stack.push(d),
+            },
+            None => {
+                stack.pop();
+            }
+        }
+    });
+}
+
+/// `cuCtxPushCurrent`: device `ordinal`'s context becomes current; the previous one stays below it.
+pub fn push_current(ordinal: usize) {
+    CONTEXTS.with(|c| c.borrow_mut().push(ordinal));
+}
+
+/// `cuCtxPopCurrent`: removes the current context (returned) from this thread's stack; the one below, if
+/// any, becomes current.
+pub fn pop_current() -> Option<usize> {
+    CONTEXTS.with(|c| c.borrow_mut().pop())
 }
 
 /// The current context's device, if any (no error).
 pub fn current_device() -> Option<usize> {
-    CURRENT.with(|c| c.get())
+    CONTEXTS.with(|c| c.borrow().last().copied())
 }
 
 /// Whether this thread is running a host function (`cuLaunchHostFunc`), where driver calls are forbidden.

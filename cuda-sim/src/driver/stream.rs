@@ -92,6 +92,22 @@ pub enum Work {
     Wait(Arc<Signal>),
     /// An operation a check refused: poisons the stream when reached.
     Fault(Fault),
+    /// An operation with an injected fault (`check::inject`): fails with a report when reached.
+    Injected(&'static str),
+}
+
+impl Work {
+    /// What a kernel launch, copy or memset is, for an injected fault; `None` for other operations.
+    fn faultable(&self) -> Option<&'static str> {
+        Some(match self {
+            Work::Kernel(_) => "kernel launch",
+            Work::HtoD { .. } => "host-to-device copy",
+            Work::DtoH { .. } => "device-to-host copy",
+            Work::DtoD { .. } => "device-to-device copy",
+            Work::Memset { .. } => "memset",
+            _ => return None,
+        })
+    }
 }
 
 /// One queued operation.
@@ -176,7 +192,12 @@ impl Stream {
     }
 
     /// Appends an operation; starts the stream's thread if it has none.
-    pub fn enqueue(self: &Arc<Self>, op: Op) -> DResult<()> {
+    pub fn enqueue(self: &Arc<Self>, mut op: Op) -> DResult<()> {
+        if let Some(what) = op.work.faultable() {
+            if crate::check::inject::take_fault() {
+                op.work = Work::Injected(what);
+            }
+        }
         let mut g = self.lock();
         g.queue.push_back(op);
         g.enqueued += 1;
@@ -294,6 +315,10 @@ impl Stream {
                 Ok(())
             }
             Work::Fault(f) => Err(f),
+            Work::Injected(what) => Err(crate::check::report::report(
+                CUresult::CUDA_ERROR_ILLEGAL_ADDRESS,
+                format!("injected fault: the {what} on {} touched an illegal address", self.describe()),
+            )),
         }
     }
 

@@ -96,13 +96,12 @@ impl<T: Element> Storage<T> {
         }
     }
 
-    /// A device buffer.
+    /// A device buffer. Its allocation is its first write: stream-ordered memory may be used (and freed) only
+    /// after the point that allocated it, on every stream.
     pub(crate) fn from_device(buf: DeviceBuffer) -> Storage<T> {
-        Storage {
-            len: buf.bytes() / size_of::<T>(),
-            buf: Buffer::Cuda(buf),
-            log: Arc::new(Mutex::new(AccessLog::default())),
-        }
+        let mut log = AccessLog::default();
+        log.note_write(buf.allocated());
+        Storage { len: buf.bytes() / size_of::<T>(), buf: Buffer::Cuda(buf), log: Arc::new(Mutex::new(log)) }
     }
 
     /// The number of elements.

@@ -130,7 +130,9 @@ fn info() -> Result<(), String> {
             for g in &gpus {
                 let (major, minor) = g.compute_capability;
                 let gib = g.memory_bytes as f64 / (1u64 << 30) as f64;
-                println!("  cuda:{}   {} (sm_{major}{minor}, {gib:.1} GiB)", g.ordinal, g.name);
+                let sim =
+                    if g.simulated { "; the simulated driver (cuda-sim): kernels run on CPU threads" } else { "" };
+                println!("  cuda:{}   {} (sm_{major}{minor}, {gib:.1} GiB{sim})", g.ordinal, g.name);
             }
         }
         Err(e) => println!("  no CUDA device: {e}"),

@@ -164,15 +164,22 @@ impl Sanitizer {
         self.streams.remove(&stream);
     }
 
-    /// Checks every access of the op at `point` and records them; the first race, if any.
-    pub(crate) fn check_op(&mut self, point: Point, buffers: &[BufferAccess]) -> Option<Race> {
+    /// Checks every access of the op at `point` and records them; the first race, if any. An earlier access
+    /// that `completed` says has completed cannot overlap this op (enqueued now) and needs no wait: the tracker
+    /// drops such reads from its logs, so it inserts none for them.
+    pub(crate) fn check_op(
+        &mut self,
+        point: Point,
+        buffers: &[BufferAccess],
+        completed: impl Fn(Point) -> bool,
+    ) -> Option<Race> {
         if self.buffers.len() >= self.prune_at {
             self.buffers.retain(|_, b| b.log.strong_count() > 0);
             self.prune_at = 2 * self.buffers.len() + 64;
         }
         let mut race = None;
         for (id, write, log) in buffers {
-            let found = self.access(point, *id, *write).err();
+            let found = self.access_at(point, *id, *write, &completed).err();
             race = race.or(found);
             if let Some(b) = self.buffers.get_mut(id) {
                 b.log = log.clone();
@@ -182,15 +189,27 @@ impl Sanitizer {
     }
 
     /// Checks an access to `buffer` at `point` (already stepped) and records it.
+    #[cfg(test)]
     pub(crate) fn access(&mut self, point: Point, buffer: u64, write: bool) -> Result<(), Race> {
+        self.access_at(point, buffer, write, |_| false)
+    }
+
+    fn access_at(
+        &mut self,
+        point: Point,
+        buffer: u64,
+        write: bool,
+        completed: impl Fn(Point) -> bool,
+    ) -> Result<(), Race> {
         let acc = self.buffers.remove(&buffer).map(|b| b.accesses).unwrap_or_default();
         let race = |kind, earlier| Race { buffer, kind, earlier, later: point };
         let mut found = None;
-        if let Some(w) = acc.last_write.filter(|&w| !self.ordered(w, point)) {
+        let unordered = |p: Point| !self.ordered(p, point) && !completed(p);
+        if let Some(w) = acc.last_write.filter(|&w| unordered(w)) {
             found = Some(race(if write { RaceKind::WriteAfterWrite } else { RaceKind::ReadAfterWrite }, w));
         }
         if write && found.is_none() {
-            if let Some(&r) = acc.reads.iter().find(|&&r| !self.ordered(r, point)) {
+            if let Some(&r) = acc.reads.iter().find(|&&r| unordered(r)) {
                 found = Some(race(RaceKind::WriteAfterRead, r));
             }
         }

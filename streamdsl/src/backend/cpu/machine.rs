@@ -19,9 +19,12 @@
 //! written are marked poisoned in their access logs, so any later read of them, on any stream, fails with
 //! the original error until a successful write replaces the contents.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use super::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::backend::{lock_log, panic_message, refuse_in_host_work, run_as_host_work, Access, HostWork, Stamp, Work};
@@ -30,6 +33,30 @@ use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::{AccessLog, Point, Poisoned, SharedLog};
 use crate::runtime::ProcessWide;
+
+/// Hashes a stream id (a counter) with one multiplication: the machine looks its streams up several times per
+/// op, and SipHash's resistance to chosen keys buys nothing for ids the machine hands out itself.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by stream id.
+type ById<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The range of priorities a CPU stream can have, as on CUDA devices: 0 is the default (lowest), -5 the
 /// highest; lower values clamp to -5.
@@ -100,9 +127,11 @@ struct StreamQueue {
     released: bool,
     poison: Vec<Poison>,
     /// The highest point of each other stream this stream has already waited for: `[plain, inheriting]`.
-    seen: HashMap<u64, [u64; 2]>,
+    seen: ById<[u64; 2]>,
     /// The point the head wait is registered for with its stream (so it is registered once).
     blocked_on: Option<Point>,
+    /// The tick of the head task while the stream is in the ready set (its live entry there).
+    ready_tick: Option<u64>,
     name: String,
 }
 
@@ -131,13 +160,57 @@ impl StreamQueue {
     }
 }
 
+/// Streams ready to run, by (priority, the head task's tick): a binary heap with lazy removal (an entry is live
+/// while it matches its stream's `ready_tick`), so neither adding nor taking allocates once it has grown.
+#[derive(Default)]
+struct ReadySet {
+    heap: BinaryHeap<Reverse<(i32, u64, u64)>>,
+    live: usize,
+}
+
+impl ReadySet {
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn insert(&mut self, q: &mut StreamQueue, id: u64, tick: u64) {
+        if q.ready_tick.replace(tick).is_none() {
+            self.live += 1;
+        }
+        self.heap.push(Reverse((q.priority, tick, id)));
+    }
+
+    /// Takes the stream out of the set; false if it was not in it.
+    fn remove(&mut self, q: &mut StreamQueue) -> bool {
+        let was = q.ready_tick.take().is_some();
+        if was {
+            self.live -= 1;
+            if self.live == 0 {
+                self.heap.clear(); // only stale entries are left
+            }
+        }
+        was
+    }
+
+    /// The best ready stream, taken out of the set.
+    fn pop(&mut self, streams: &mut ById<StreamQueue>) -> Option<u64> {
+        while let Some(Reverse((_, tick, id))) = self.heap.pop() {
+            if let Some(q) = streams.get_mut(&id).filter(|q| q.ready_tick == Some(tick)) {
+                self.remove(q);
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
 #[derive(Default)]
 struct State {
-    streams: HashMap<u64, StreamQueue>,
-    /// Streams whose head is runnable work and which run nothing now, by (priority, the task's tick).
-    ready: BTreeSet<(i32, u64, u64)>,
+    streams: ById<StreamQueue>,
+    /// Streams whose head is runnable work and which run nothing now, best first.
+    ready: ReadySet,
     /// By stream: `(seq, waiting stream)` for streams whose head waits for that point of it.
-    waiters: HashMap<u64, Vec<(u64, u64)>>,
+    waiters: ById<Vec<(u64, u64)>>,
     next_stream: u64,
     tick: u64,
     idle_workers: usize,
@@ -145,8 +218,12 @@ struct State {
     waking: usize,
     /// Whether a task completed since host waiters were last woken.
     progressed: bool,
+    /// Host threads sleeping in `wait_host`/`synchronize` (no wake-up call is made when there are none).
+    host_waiters: usize,
     /// Work that was skipped, to drop once the lock is released (its captures may call into the machine).
     dropped: Vec<HostWork>,
+    /// Set to make the workers return (the process-wide machine never stops; a model test's does).
+    stopping: bool,
     /// The vector-clock race checker, when switched on.
     sanitizer: Option<Sanitizer>,
 }
@@ -217,7 +294,8 @@ impl State {
     /// Completes what can complete without a worker at the heads of `start` and of every stream that its
     /// progress unblocks, and puts streams whose head is runnable work into the ready set.
     fn settle(&mut self, start: u64) {
-        let mut pending = vec![start];
+        let mut pending = Vec::new(); // allocates only when progress wakes other streams
+        self.advance(start, &mut pending);
         while let Some(id) = pending.pop() {
             self.advance(id, &mut pending);
         }
@@ -243,7 +321,7 @@ impl State {
                 return;
             };
             let seq = q.completed + 1;
-            let (tick, priority) = (head.tick, q.priority);
+            let tick = head.tick;
             match &head.task {
                 Task::Wait(wait) => {
                     let (p, inherits, trace) = (wait.point, wait.inherits_poison, wait.trace);
@@ -283,7 +361,10 @@ impl State {
                         None => job.reads.iter().find_map(|log| lock_log(log).poison().cloned()),
                     };
                     if skipped.is_none() && bad_input.is_none() {
-                        self.ready.insert((priority, tick, id));
+                        let State { ready, streams, .. } = self;
+                        if let Some(q) = streams.get_mut(&id) {
+                            ready.insert(q, id, tick);
+                        }
                         return;
                     }
                     if let Some(bad) = &bad_input {
@@ -327,9 +408,29 @@ impl State {
         }
     }
 
+    /// The job at `point` if it is the head of its stream and ready to run: taken off the ready set and the
+    /// queue, the stream marked running (as `pick` does for a worker).
+    fn take_ready_head(&mut self, stream: u64, point: Point) -> Option<(u64, Job)> {
+        let q = self.streams.get(&stream)?;
+        if q.running || q.completed + 1 != point.seq {
+            return None;
+        }
+        let State { ready, streams, .. } = self;
+        let q = streams.get_mut(&stream)?;
+        if !ready.remove(q) {
+            return None;
+        }
+        let Some(Queued { task: Task::Run(job), .. }) = q.queue.pop_front() else {
+            unreachable!("a stream in the ready set has runnable work at its head")
+        };
+        q.running = true;
+        Some((stream, job))
+    }
+
     /// The best ready task: the stream is marked running and the job taken off its queue.
     fn pick(&mut self) -> Option<(u64, Job)> {
-        let (_, _, id) = self.ready.pop_first()?;
+        let State { ready, streams, .. } = self;
+        let id = ready.pop(streams)?;
         let q = self.queue(id);
         let Some(Queued { task: Task::Run(job), .. }) = q.queue.pop_front() else {
             unreachable!("only streams whose head is runnable work are ready")
@@ -356,7 +457,7 @@ impl State {
             lock_log(log).set_poison(poison.clone());
         }
         self.completed(id, &mut pending);
-        pending.push(id);
+        self.advance(id, &mut pending);
         while let Some(next) = pending.pop() {
             self.advance(next, &mut pending);
         }
@@ -387,6 +488,11 @@ impl Machine {
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()).max(4));
         let sanitize = std::env::var("STREAMDSL_SANITIZE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        Self::with_workers(workers, sanitize)
+    }
+
+    /// A machine with `workers` worker threads.
+    fn with_workers(workers: usize, sanitize: bool) -> Arc<Machine> {
         let m = Arc::new(Machine {
             state: Mutex::new(State { sanitizer: sanitize.then(Sanitizer::default), ..State::default() }),
             work_ready: Condvar::new(),
@@ -396,9 +502,16 @@ impl Machine {
         for i in 0..workers {
             let m = Arc::clone(&m);
             // If a worker cannot be spawned the others still run every stream.
-            let _ = std::thread::Builder::new().name(format!("streamdsl-cpu-{i}")).spawn(move || m.work_loop());
+            let _ = super::sync::spawn(format!("streamdsl-cpu-{i}"), move || m.work_loop());
         }
         m
+    }
+
+    /// Makes the workers return once they are idle (a model test's machine; the process's never stops).
+    #[cfg(all(test, loom))]
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.work_ready.notify_all();
     }
 
     /// How many streams can run at the same moment.
@@ -414,11 +527,17 @@ impl Machine {
 
     /// Wakes host waiters if anything completed and another worker if work is ready, then unlocks and drops
     /// the work that was skipped meanwhile.
-    fn notify_and_unlock(&self, mut st: MutexGuard<'_, State>) {
-        if std::mem::take(&mut st.progressed) {
+    fn notify_and_unlock(&self, st: MutexGuard<'_, State>) {
+        self.notify_and_unlock_keeping(st, 0);
+    }
+
+    /// [`Machine::notify_and_unlock`] from a worker that takes `keep` of the ready streams itself next (no other
+    /// worker is woken for those: waking one that finds nothing costs two futex calls and a context switch).
+    fn notify_and_unlock_keeping(&self, mut st: MutexGuard<'_, State>, keep: usize) {
+        if std::mem::take(&mut st.progressed) && st.host_waiters > 0 {
             self.progress.notify_all();
         }
-        if !st.ready.is_empty() {
+        if st.ready.live > keep {
             self.wake_worker(&mut st);
         }
         let dropped = std::mem::take(&mut st.dropped);
@@ -428,25 +547,13 @@ impl Machine {
 
     fn work_loop(&self) {
         let mut st = self.lock();
-        loop {
+        while !st.stopping {
             if let Some((id, job)) = st.pick() {
                 if !st.ready.is_empty() {
                     self.wake_worker(&mut st);
                 }
                 drop(st);
-                let Job { op, work, writes, trace, .. } = job;
-                let started = (trace != 0).then(Instant::now);
-                let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
-                    Ok(r) => r,
-                    Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
-                });
-                if let Some(started) = started {
-                    crate::trace::op_ran(trace, started, Instant::now(), outcome.is_ok());
-                }
-                let mut done = self.lock();
-                done.finish(id, &writes, outcome);
-                self.notify_and_unlock(done);
-                drop(writes);
+                self.run_job(id, job, true);
                 st = self.lock();
             } else {
                 st.idle_workers += 1;
@@ -455,6 +562,31 @@ impl Machine {
                 st.waking = st.waking.saturating_sub(1);
             }
         }
+    }
+
+    /// Sleeps until a task completes (as a counted host waiter, so completions wake only when someone waits).
+    fn sleep_until_progress<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.host_waiters += 1;
+        let mut st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+        st.host_waiters -= 1;
+        st
+    }
+
+    /// Runs `job` of stream `id`, taken off the queue (the stream is marked running), and records its outcome:
+    /// on a worker (`on_worker`: it picks the next ready task itself), or inline on the thread that submitted it.
+    fn run_job(&self, id: u64, job: Job, on_worker: bool) {
+        let Job { op, work, writes, trace, .. } = job;
+        let started = (trace != 0).then(Instant::now);
+        let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(r) => r,
+            Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
+        });
+        if let Some(started) = started {
+            crate::trace::op_ran(trace, started, Instant::now(), outcome.is_ok());
+        }
+        let mut done = self.lock();
+        done.finish(id, &writes, outcome);
+        self.notify_and_unlock_keeping(done, usize::from(on_worker));
     }
 
     /// Signals one idle worker, unless one is already on its way (saves a futex wake per enqueue).
@@ -482,8 +614,9 @@ impl crate::backend::Machine for Machine {
                 running: false,
                 released: false,
                 poison: Vec::new(),
-                seen: HashMap::new(),
+                seen: ById::default(),
                 blocked_on: None,
+                ready_tick: None,
                 name,
             },
         );
@@ -504,37 +637,12 @@ impl crate::backend::Machine for Machine {
 
     /// Enqueues `work` on `stream` behind the waits its accesses need, and notes the accesses.
     fn submit(&self, stream: u64, op: &'static str, access: Access<'_>, work: Work) -> Result<Point> {
-        refuse_in_host_work(op)?;
-        let mut work: HostWork = match work {
-            Work::Host(w) => w,
+        match work {
+            Work::Host(work) => self.submit_job(stream, op, access, work, false),
             Work::Device(_) => {
-                return Err(Error::InvalidArgument { op, reason: "device work submitted to the CPU backend".into() })
+                Err(Error::InvalidArgument { op, reason: "device work submitted to the CPU backend".into() })
             }
-        };
-        let mut st = self.lock();
-        if let Some(poison) = access.poisoned_input(|p| st.is_complete(p)) {
-            return Err(poison.error());
         }
-        for p in access.dependencies(stream) {
-            st.push_wait(stream, p, false);
-        }
-        let next = Point { stream, seq: st.queue(stream).submitted + 1 };
-        if let Some(race) = st.sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers())) {
-            // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
-            let message = format!("the race checker found an unordered access: {race}");
-            work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
-        }
-        let (reads, writes) = access.handles();
-        let trace = if crate::trace::enabled() {
-            crate::trace::op_enqueued(Device::cpu(), st.queue(stream).trace_ref(stream), next.seq, op)
-        } else {
-            0
-        };
-        let point = st.push(stream, Task::Run(Job { op, work, reads, writes, trace }));
-        access.note(point, |p| st.is_complete(p));
-        st.settle(stream);
-        self.notify_and_unlock(st);
-        Ok(point)
     }
 
     fn record(&self, stream: u64, timed: bool) -> Result<(Point, Option<Stamp>)> {
@@ -575,7 +683,7 @@ impl crate::backend::Machine for Machine {
     }
 
     /// The current access log of a buffer, read under the machine's lock (consistent with `submit`).
-    fn last_write(&self, log: &Mutex<AccessLog>) -> Option<Point> {
+    fn last_write(&self, log: &std::sync::Mutex<AccessLog>) -> Option<Point> {
         let _st = self.lock();
         lock_log(log).last_write()
     }
@@ -585,7 +693,7 @@ impl crate::backend::Machine for Machine {
         refuse_in_host_work("synchronize")?;
         let mut st = self.lock();
         while !st.is_complete(p) {
-            st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.sleep_until_progress(st);
         }
         st.poisoned(p).map_or(Ok(()), |x| Err(x.error()))
     }
@@ -602,7 +710,7 @@ impl crate::backend::Machine for Machine {
             if q.completed >= q.submitted && !q.running {
                 return q.open_poison().map_or(Ok(()), |p| Err(p.error()));
             }
-            st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.sleep_until_progress(st);
         }
     }
 
@@ -637,6 +745,60 @@ impl crate::backend::Machine for Machine {
 }
 
 impl Machine {
+    /// Enqueues host work on `stream` behind the waits its accesses need, and notes the accesses. With
+    /// `inline`, work that is ready at once runs on the calling thread: only for cheap kernels that never block
+    /// (not for user host functions).
+    pub(crate) fn submit_job(
+        &self,
+        stream: u64,
+        op: &'static str,
+        access: Access<'_>,
+        mut work: HostWork,
+        inline: bool,
+    ) -> Result<Point> {
+        refuse_in_host_work(op)?;
+        let mut st = self.lock();
+        if let Some(poison) = access.poisoned_input(|p| st.is_complete(p)) {
+            return Err(poison.error());
+        }
+        for p in access.dependencies(stream) {
+            st.push_wait(stream, p, false);
+        }
+        let next = Point { stream, seq: st.queue(stream).submitted + 1 };
+        let race = {
+            let State { sanitizer, streams, .. } = &mut *st;
+            let completed = |p: Point| streams.get(&p.stream).is_none_or(|q| q.completed >= p.seq);
+            sanitizer.as_mut().and_then(|s| s.check_op(next, &access.buffers(), completed))
+        };
+        if let Some(race) = race {
+            // Unreachable through safe code; if the tracker ever misses a wait, fail the op rather than race.
+            let message = format!("the race checker found an unordered access: {race}");
+            work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
+        }
+        let (reads, writes) = access.handles();
+        let trace = if crate::trace::enabled() {
+            crate::trace::op_enqueued(Device::cpu(), st.queue(stream).trace_ref(stream), next.seq, op)
+        } else {
+            0
+        };
+        let point = st.push(stream, Task::Run(Job { op, work, reads, writes, trace }));
+        access.note(point, |p| st.is_complete(p));
+        st.settle(stream);
+        // Cheap work that can run at once runs here, on the submitting thread: no hand-off to a worker and
+        // back for a tiny op (the result is the same, and the caller waits no longer than the op takes).
+        if inline {
+            if let Some((id, job)) = st.take_ready_head(stream, point) {
+                self.notify_and_unlock(st);
+                self.run_job(id, job, false);
+                return Ok(point);
+            }
+        }
+        self.notify_and_unlock(st);
+        Ok(point)
+    }
+}
+
+impl Machine {
     /// Live entries of the bookkeeping that must not grow over a long run (test support): streams, registered
     /// waiters, the largest per-stream map of points already waited for, and the race checker's entries.
     pub(crate) fn bookkeeping(&self) -> [usize; 4] {
@@ -644,5 +806,108 @@ impl Machine {
         let seen = st.streams.values().map(|q| q.seen.len()).max().unwrap_or(0);
         let sanitizer = st.sanitizer.as_ref().map_or(0, Sanitizer::entries);
         [st.streams.len(), st.waiters.values().map(Vec::len).sum(), seen, sanitizer]
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The machine's synchronisation core under loom, which runs each scenario in every interleaving of its
+    //! threads (two workers and the host) up to a bound on preemptions: submission, inline completion, explicit
+    //! waits between streams, host waits, failure and skipping, `clear_error`. Run with
+    //! `RUSTFLAGS="--cfg loom" cargo test -p streamdsl --release --lib loom_model` (`./scripts/test` does).
+
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::Machine as _;
+
+    fn host(f: impl FnOnce() -> Result<()> + Send + 'static) -> Work {
+        Work::Host(Box::new(f))
+    }
+
+    fn nothing() -> Access<'static> {
+        Access { reads: &[], writes: &[] }
+    }
+
+    fn model(scenario: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(scenario);
+    }
+
+    #[test]
+    fn waits_order_streams_and_failures_skip_what_follows() {
+        model(|| {
+            let m = Machine::with_workers(2, false);
+            let (a, b) = (m.create_stream(0, "a".into()).unwrap(), m.create_stream(-1, "b".into()).unwrap());
+            let cell = Arc::new(AtomicUsize::new(0));
+            let c = Arc::clone(&cell);
+            let store = move |v| {
+                c.store(v, Ordering::Release);
+                Ok(())
+            };
+            let first = m.submit(a, "first", nothing(), host(move || store(1))).unwrap();
+            m.wait(b, first).unwrap();
+            let c = Arc::clone(&cell);
+            let second = m
+                .submit(
+                    b,
+                    "second",
+                    nothing(),
+                    host(move || {
+                        assert_eq!(c.load(Ordering::Acquire), 1, "b ran before the point it waits for");
+                        c.store(2, Ordering::Release);
+                        Ok(())
+                    }),
+                )
+                .unwrap();
+            let fail = || Err(Error::OpFailed { op: "fails".into(), message: "boom".into() });
+            m.submit(a, "fails", nothing(), host(fail)).unwrap();
+            let c = Arc::clone(&cell);
+            let skipped = move || {
+                c.store(99, Ordering::Release);
+                Ok(())
+            };
+            m.submit(a, "skipped", nothing(), host(skipped)).unwrap();
+            m.wait_host(second).unwrap();
+            assert!(m.synchronize(a).is_err(), "the failure comes back from synchronize");
+            assert_eq!(cell.load(Ordering::Acquire), 2, "work after a failure ran");
+            assert!(m.clear_error(a).is_some());
+            m.synchronize(a).unwrap();
+            m.stop();
+        });
+    }
+
+    #[test]
+    fn two_host_threads_submit_and_wait_concurrently() {
+        model(|| {
+            let m = Machine::with_workers(2, false);
+            let s = m.create_stream(0, "s".into()).unwrap();
+            let count = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (m, count) = (Arc::clone(&m), Arc::clone(&count));
+                loom::thread::spawn(move || {
+                    let c = Arc::clone(&count);
+                    let add = move || {
+                        c.fetch_add(1, Ordering::AcqRel);
+                        Ok(())
+                    };
+                    let p = m.submit(s, "other", nothing(), host(add)).unwrap();
+                    m.wait_host(p).unwrap();
+                })
+            };
+            let c = Arc::clone(&count);
+            let add = move || {
+                c.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            };
+            let p = m.submit(s, "mine", nothing(), host(add)).unwrap();
+            m.wait_host(p).unwrap();
+            other.join().unwrap();
+            m.synchronize(s).unwrap();
+            assert_eq!(count.load(Ordering::Acquire), 2);
+            m.release_stream(s);
+            m.stop();
+        });
     }
 }

@@ -3,6 +3,7 @@
 mod kernels;
 mod machine;
 mod queue;
+mod sync;
 
 pub(crate) use machine::{machine, Machine, PRIORITY_RANGE};
 pub(crate) use queue::Queue;

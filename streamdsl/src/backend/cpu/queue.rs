@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{kernels, Machine};
-use crate::backend::{Access, BinaryOp, HostWork, Kernels, MatmulDims, Operand, Storage, Work};
+use crate::backend::{Access, BinaryOp, HostWork, Kernels, MatmulDims, Operand, Storage};
 use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
@@ -17,9 +17,21 @@ pub(crate) struct Queue<'a> {
     pub stream: u64,
 }
 
+/// Work on at most this many elements (inputs and output) runs on the submitting thread when it is ready at
+/// once (see `Machine::submit_job`): a hand-off to a worker costs more than the op.
+const INLINE_ELEMENTS: usize = 1 << 15;
+
 impl Queue<'_> {
-    fn submit(&self, op: &'static str, reads: &[&SharedLog], writes: &[&SharedLog], work: HostWork) -> Result<Point> {
-        crate::backend::Machine::submit(&**self.machine, self.stream, op, Access { reads, writes }, Work::Host(work))
+    /// Enqueues host work; `inline` for cheap kernels that never block.
+    fn submit(
+        &self,
+        op: &'static str,
+        reads: &[&SharedLog],
+        writes: &[&SharedLog],
+        work: HostWork,
+        inline: bool,
+    ) -> Result<Point> {
+        self.machine.submit_job(self.stream, op, Access { reads, writes }, work, inline)
     }
 
     /// Enqueues `kernel(inputs, out)`: it reads `inputs` and writes `out` (a distinct buffer).
@@ -55,7 +67,8 @@ impl Queue<'_> {
             // check for sharing before they get here).
             kernel(&ins, unsafe { dest.slice_mut()? })
         });
-        self.submit(op, &reads, &[&out.log], work)?;
+        let elements = out.len() + inputs.iter().map(|s| s.len()).sum::<usize>();
+        self.submit(op, &reads, &[&out.log], work, elements <= INLINE_ELEMENTS)?;
         Ok(())
     }
 }
@@ -137,7 +150,7 @@ impl Kernels for Queue<'_> {
             *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(data);
             Ok(())
         });
-        let point = self.submit("to_vec", &[&src.log], &[], work)?;
+        let point = self.submit("to_vec", &[&src.log], &[], work, src.len() <= INLINE_ELEMENTS)?;
         crate::backend::Machine::wait_host(&**self.machine, point)?;
         let data = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         data.ok_or_else(|| Error::OpFailed { op: "to_vec".into(), message: "the copy to the host did not run".into() })
@@ -156,6 +169,7 @@ impl Kernels for Queue<'_> {
                 std::thread::sleep(duration);
                 Ok(())
             }),
+            false,
         )?;
         Ok(())
     }

@@ -18,6 +18,8 @@ pub(crate) struct DriverInfo {
     /// `cuDriverGetVersion`, e.g. 13000 for CUDA 13.0.
     pub version: i32,
     pub devices: Vec<GpuInfo>,
+    /// Whether the driver is streamdsl's simulated driver (`cuda-sim`).
+    pub simulated: bool,
 }
 
 /// Loads the driver and lists its devices, or says which piece is missing. Probed once per process (like
@@ -61,5 +63,79 @@ fn probe_driver() -> Result<DriverInfo, String> {
             sm_count,
         });
     }
-    Ok(DriverInfo { version, devices })
+    Ok(DriverInfo { version, devices, simulated: sim::present() })
+}
+
+/// The simulated driver's own exports (see `cuda-sim`'s crate doc), for tests of the machine's error handling:
+/// fault injection and report counts. Every function answers `None`/`false` when the loaded driver is not
+/// the simulator.
+pub(crate) mod sim {
+    use std::ffi::{c_char, c_int, CString};
+
+    use cudarc::driver::sys;
+
+    /// A function the simulator exports, if the loaded driver is the simulator.
+    fn export<F: Copy>(name: &[u8]) -> Option<F> {
+        // SAFETY: only looks a symbol up in the driver library, which is loaded once a CUDA device was
+        // opened; `F` is the symbol's C signature (checked by each caller below).
+        unsafe {
+            if !sys::is_culib_present() {
+                return None;
+            }
+            sys::culib().get::<F>(name).ok().map(|f| *f)
+        }
+    }
+
+    /// Whether the loaded driver is the simulator.
+    pub(crate) fn present() -> bool {
+        export::<unsafe extern "C" fn() -> u32>(b"streamdsl_sim_version").is_some()
+    }
+
+    /// The next call of driver function `name` on this thread returns error `code`.
+    pub(crate) fn fail_next(name: &str, code: i32) -> bool {
+        let Some(f) = export::<unsafe extern "C" fn(*const c_char, c_int) -> c_int>(b"streamdsl_sim_fail_next") else {
+            return false;
+        };
+        let Ok(name) = CString::new(name) else { return false };
+        // SAFETY: a NUL-terminated name that outlives the call.
+        unsafe { f(name.as_ptr(), code) == 0 }
+    }
+
+    /// The next kernel launch, copy or memset this thread enqueues faults when it runs.
+    pub(crate) fn fault_next() -> bool {
+        let Some(f) = export::<unsafe extern "C" fn()>(b"streamdsl_sim_fault_next") else { return false };
+        // SAFETY: no arguments; sets a flag of the calling thread.
+        unsafe { f() };
+        true
+    }
+
+    /// How many reports with error `code` the simulator made so far (negative: of every code).
+    pub(crate) fn report_count(code: i32) -> Option<u64> {
+        let f = export::<unsafe extern "C" fn(c_int) -> u64>(b"streamdsl_sim_report_count")?;
+        // SAFETY: a plain value argument.
+        Some(unsafe { f(code) })
+    }
+
+    /// The simulator's last report.
+    pub(crate) fn last_report() -> Option<String> {
+        let f = export::<unsafe extern "C" fn(*mut c_char, usize) -> usize>(b"streamdsl_sim_last_error")?;
+        let mut buf = vec![0u8; 16 * 1024];
+        // SAFETY: `buf` is writable for its length; the function NUL-terminates within it.
+        let n = unsafe { f(buf.as_mut_ptr().cast(), buf.len()) };
+        buf.truncate(n.min(buf.len() - 1));
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+/// Whether any CUDA context is current on the calling thread (test support: the machine leaves the caller's
+/// binding as it found it).
+pub(crate) fn context_is_current() -> bool {
+    // SAFETY: the driver library is present (checked first); a plain out-parameter.
+    unsafe {
+        if !sys::is_culib_present() {
+            return false;
+        }
+        let mut ctx: sys::CUcontext = std::ptr::null_mut();
+        sys::cuCtxGetCurrent(&mut ctx) == sys::CUresult::CUDA_SUCCESS && !ctx.is_null()
+    }
 }

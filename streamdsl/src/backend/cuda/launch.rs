@@ -1,13 +1,15 @@
 //! What device work uses to enqueue on its stream: kernel launches, copies, memsets and scratch memory.
 //!
 //! Every function that takes a raw device address or host pointer is an `unsafe fn` whose `# Safety`
-//! section says what the caller guarantees; the safe ones allocate or compute.
+//! section says what the caller guarantees; the safe ones allocate or compute. A launcher exists only inside
+//! `CudaMachine::submit`, which holds the stream's enqueue lock (not the machine's state) and has bound the
+//! device's context for the whole call.
 
 use std::ffi::c_void;
 
 use cudarc::driver::sys::{self, CUdeviceptr, CUstream};
 
-use super::machine::{check, check_alloc, CudaMachine};
+use super::machine::{check, CudaMachine};
 use crate::error::Result;
 use crate::jit::KernelSpec;
 
@@ -38,7 +40,6 @@ impl<'a> Launcher<'a> {
         args: &mut [*mut c_void],
     ) -> Result<()> {
         let f = self.machine.function(spec, entry)?;
-        self.machine.bind();
         // SAFETY: per this function's contract; the grid has no zero dimension.
         check("cuLaunchKernel", unsafe {
             sys::cuLaunchKernel(
@@ -100,13 +101,10 @@ impl<'a> Launcher<'a> {
         check("cuMemsetD8Async", unsafe { sys::cuMemsetD8Async(dst, 0, bytes, self.stream) })
     }
 
-    /// Scratch memory for this op, ordered on its stream; free it with [`Launcher::free`].
+    /// Scratch memory for this op, ordered on its stream; free it with [`Launcher::free`]. When the device is
+    /// full, waits for the pending frees and tries once more (see `CudaMachine::alloc_on`).
     pub(crate) fn scratch(&self, bytes: usize) -> Result<CUdeviceptr> {
-        let mut ptr: CUdeviceptr = 0;
-        // SAFETY: an out-parameter and a live stream of this machine's context.
-        let status = unsafe { sys::cuMemAllocAsync(&mut ptr, bytes, self.stream) };
-        check_alloc("cuMemAllocAsync", status, self.machine.ordinal, bytes)?;
-        Ok(ptr)
+        self.machine.alloc_on(self.stream, bytes)
     }
 
     /// Frees scratch memory after the work enqueued so far on this stream.

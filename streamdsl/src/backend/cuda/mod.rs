@@ -10,5 +10,5 @@ mod launch;
 mod machine;
 mod queue;
 
-pub(crate) use machine::{elapsed, CudaMachine, DeviceBuffer, DeviceWork, TimedEvent};
+pub(crate) use machine::{delay_host_waits, elapsed, CudaMachine, DeviceBuffer, DeviceWork, TimedEvent};
 pub(crate) use queue::Queue;

@@ -333,8 +333,9 @@ impl Kernels for Queue<'_> {
         Ok(())
     }
 
-    /// Waits for the producer first, without holding the machine: a copy into pageable memory returns only
-    /// once it has run, so enqueued behind unfinished work it would hold the machine's lock all that time.
+    /// Waits for the producer first, without holding the stream: a copy into pageable memory returns only
+    /// once it has run, so enqueued behind unfinished work it would hold the stream's enqueue lock all that
+    /// time.
     fn download<T: Element>(&self, src: &Arc<Storage<T>>) -> Result<Vec<T>> {
         if let Some(producer) = self.machine.last_write(&src.log) {
             self.machine.wait_host(producer)?;
@@ -350,7 +351,10 @@ impl Kernels for Queue<'_> {
         Ok(data)
     }
 
+    /// Waits for the work already on the stream first, without holding the stream: the copy into pageable
+    /// memory returns only once it has run.
     fn philox_bits(&self, groups: usize, seed: u64, offset: u64) -> Result<Vec<u32>> {
+        self.machine.wait_host(self.machine.tail(self.stream))?;
         let spec = KernelSpec::randn(DType::F32);
         let bytes = groups * 4 * size_of::<u32>();
         let mut out = vec![0u32; groups * 4];
