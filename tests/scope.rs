@@ -219,3 +219,56 @@ fn two_scopes_on_two_streams_overlap() -> Result<()> {
 mod rewrite_targets {
     streamdsl::__private::check_rewrite_targets!([streamdsl]);
 }
+
+fn pick(streams: &[Stream], first: bool, _unused: [u8; 2]) -> &Stream {
+    if first {
+        &streams[0]
+    } else {
+        &streams[1]
+    }
+}
+
+/// A block whose type is `!`: it always leaves the function.
+fn diverges(s: &Stream) -> Result<u32> {
+    gpu_scope!(stream = s, {
+        let seven = 7;
+        if seven > 0 {
+            return Ok(seven);
+        }
+        unreachable!("seven is positive")
+    })
+}
+
+/// The `macro_rules!` front looks for the block at the end of the input (so that rust-analyzer can type it, see
+/// `gpu_scope!`'s docs) whatever the stream expression holds: commas and braces inside it, a trailing comma,
+/// many tokens; moved values and diverging blocks behave as plain blocks.
+#[test]
+fn the_front_finds_the_block_after_any_stream_expression() -> Result<()> {
+    let d = dev();
+    let streams = [Stream::new(&d)?, Stream::new(&d)?];
+    let on_second = gpu_scope!(
+        stream = pick(
+            &streams,
+            {
+                let one = 1;
+                one + one == 3
+            },
+            [0, 1]
+        ),
+        { ones::<f32>([2])? },
+    );
+    assert_eq!(on_second.producer_stream_id(), Some(streams[1].id()));
+    let long = gpu_scope!(
+        stream =
+            pick(&streams, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].iter().sum::<i32>() == 78 && 1 + 2 + 3 == 6, [1, 2]),
+        { zeros::<f32>([3])? }
+    );
+    assert_eq!(long.shape(), &[3]);
+    let owned = vec![1.0f32, 2.0, 3.0];
+    let moved = gpu_scope!(stream = &streams[0], { Tensor::from_vec(owned, [3], &d)? }); // `owned` moves in
+    assert_eq!(moved.to_vec()?, [1.0, 2.0, 3.0]);
+    assert_eq!(diverges(&streams[0])?, 7);
+    assert_eq!(Stream::current(&d), d.default_stream());
+    gpu_scope!(stream = streams[1], {});
+    Ok(())
+}

@@ -169,6 +169,55 @@ fn enqueue_row(s: &Stream) -> Result<()> {
     Ok(())
 }
 
+/// Tracing's cost per op: batches with tracing off and on, interleaved in one run. "Enqueue" is the host's time
+/// to enqueue an empty op (what `enqueue_row` measures); "to completion" adds the worker's part (its timestamps and
+/// the record's update), from the first enqueue until the stream drained, per op.
+fn trace_row(s: &Stream) -> Result<()> {
+    const BATCH: usize = 2_000;
+    let x = ops::zeros_on::<f32>(s, [4])?;
+    // [empty op, 4-element add_scalar] × [enqueue, to completion] × [off, on]
+    let mut t =
+        [[[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]], [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]]];
+    for round in 0..80 {
+        let on = round % 2 == 1;
+        for (kind, samples) in t.iter_mut().enumerate() {
+            if on {
+                streamdsl::trace::start_with_capacity(4 * BATCH);
+            }
+            let start = Instant::now();
+            let mut ys = Vec::with_capacity(BATCH);
+            for _ in 0..BATCH {
+                if kind == 0 {
+                    s.launch_host_func(|| {});
+                } else {
+                    ys.push(ops::add_scalar_on(s, &x, 1.0)?);
+                }
+            }
+            let enqueued = start.elapsed().as_secs_f64() / BATCH as f64;
+            s.synchronize()?;
+            let done = start.elapsed().as_secs_f64() / BATCH as f64;
+            if on {
+                let trace = streamdsl::trace::stop();
+                assert_eq!(trace.ops.len(), BATCH, "every op recorded");
+            }
+            samples[0][usize::from(on)].push(enqueued);
+            samples[1][usize::from(on)].push(done);
+        }
+    }
+    let m = t.map(|kind| kind.map(|phase| phase.map(median)));
+    let cell = |k: usize, p: usize| {
+        format!("{:.3} / {:.3} µs (+{:.3})", m[k][p][0] * 1e6, m[k][p][1] * 1e6, (m[k][p][1] - m[k][p][0]) * 1e6)
+    };
+    println!(
+        "| tracing off / on, per op (interleaved batches) | empty op: enqueue {}, to completion {} | 4-element `add_scalar_on`: enqueue {}, to completion {}; target < 1 µs per op on |",
+        cell(0, 0),
+        cell(0, 1),
+        cell(1, 0),
+        cell(1, 1)
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let dev = Device::default();
     let s = Stream::new(&dev)?;
@@ -192,6 +241,9 @@ fn main() -> Result<()> {
     }
     if "enqueue".contains(only.as_str()) {
         enqueue_row(&s)?;
+    }
+    if "trace".contains(only.as_str()) {
+        trace_row(&s)?;
     }
     Ok(())
 }

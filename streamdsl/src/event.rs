@@ -127,7 +127,10 @@ impl Event {
     /// ```
     pub fn synchronize(&self) -> Result<()> {
         match self.recorded() {
-            Some(r) => r.backend.machine().wait_host(r.point),
+            Some(r) => {
+                let _trace = crate::trace::host_call("Event::synchronize", self.inner.device, Some(r.point.stream));
+                r.backend.machine().wait_host(r.point)
+            }
             None => Ok(()),
         }
     }

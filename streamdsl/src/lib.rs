@@ -50,6 +50,12 @@
 //!
 //! Each stream is a FIFO queue; a pool of workers ([`Device::concurrency`]) runs streams concurrently,
 //! higher-priority streams' ready work first. Heavy ops parallelise inside with rayon and `gemm`.
+//!
+//! ## Tracing
+//!
+//! [`trace`] records ops, waits, events and blocking host calls (off by default: a relaxed atomic load where an
+//! op is described and where it is enqueued), and exports Chrome trace JSON for Perfetto and an SVG timeline that evcxr shows inline;
+//! `STREAMDSL_TRACE=trace.json,timeline.svg` traces a whole run.
 
 //! ## Architecture
 //!
@@ -59,7 +65,7 @@
 //! | layer | modules | what they hold |
 //! | --- | --- | --- |
 //! | 0 | `math`, `error`, `dtype`, `shape`, `strict`, `mm_config`, `runtime`, `device` | pure values and functions: portable math, errors, element types, shapes, the `Device` name; process-wide slots and switches (strict mode, `mm`'s TF32 and CUDA path) |
-//! | 1 | `hazard`, `rng`, `jit` | stream points and access logs, the race checker; Philox and Box–Muller; NVRTC and the kernel cache |
+//! | 1 | `hazard`, `rng`, `jit`, `trace` | stream points and access logs, the race checker; Philox and Box–Muller; NVRTC and the kernel cache; the trace recorder and its exports |
 //! | 2 | `backend` | the stream machines (CPU, CUDA), their memory (`Storage`) and each backend's kernels and launches |
 //! | 3 | `registry` | which machine runs each device; opening devices; the default device |
 //! | 4 | `event` → `stream` → `scope` | events; streams (and each device's default stream); the current stream |
@@ -100,6 +106,7 @@ mod shape;
 mod stream;
 mod strict;
 mod tensor;
+pub mod trace;
 
 /// Counter-based random numbers: Philox4x32-10 generators (like `torch.Generator`), the Box–Muller normals
 /// `randn` draws, and the raw Philox bits a device computes. The same bits on every backend.

@@ -65,9 +65,56 @@
 /// ```
 ///
 /// [`Stream::scope`]: crate::Stream::scope
+///
+/// ## In evcxr and rust-analyzer
+///
+/// `let c = gpu_scope!(stream = s, { … });` needs no type annotation in an evcxr notebook. evcxr learns the
+/// types of a cell's variables from rust-analyzer, which expands `macro_rules!` macros but not procedural
+/// ones; so this front, a `macro_rules!` macro, finds the block at the end of its input and lets an analyser
+/// see it as written (its value has the type of the scope's value), while the compiler sees only the
+/// procedural macro's expansion. The choice is a `cfg(rust_analyzer)` (rust-analyzer sets it, rustc does not)
+/// inside a small module of the expansion: nothing of it exists at run time, the block is type-checked and
+/// borrow-checked once, and every diagnostic comes from the procedural macro's expansion, as before.
 #[macro_export]
 macro_rules! gpu_scope {
-    ($($input:tt)*) => {
+    // The block at the end of the input (an optional trailing comma after it): hand it to the analyser.
+    (@__streamdsl_find [$($input:tt)*] , { $($body:tt)* } $(,)?) => {{
+        #[allow(unexpected_cfgs)]
+        mod __streamdsl_gpu_scope {
+            #[cfg(not(rust_analyzer))]
+            pub(crate) use $crate::__gpu_scope_compiled as expand;
+            #[cfg(rust_analyzer)]
+            pub(crate) use $crate::__gpu_scope_analysed as expand;
+        }
+        __streamdsl_gpu_scope::expand!([$($input)*] { $($body)* })
+    }};
+    // Not there yet: drop one token and look again (the stream expression is a few tokens).
+    (@__streamdsl_find [$($input:tt)*] $skip:tt $($rest:tt)*) => {
+        $crate::gpu_scope!(@__streamdsl_find [$($input)*] $($rest)*)
+    };
+    // No block at the end: the procedural macro says what is wrong.
+    (@__streamdsl_find [$($input:tt)*]) => {
         $crate::__private::gpu_scope!([$crate] $($input)*)
+    };
+    ($($input:tt)*) => {
+        $crate::gpu_scope!(@__streamdsl_find [$($input)*] $($input)*)
+    };
+}
+
+/// What the compiler sees of `gpu_scope!`: the procedural macro on the whole input.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gpu_scope_compiled {
+    ([$($input:tt)*] $body:tt) => {
+        $crate::__private::gpu_scope!([$crate] $($input)*)
+    };
+}
+
+/// What rust-analyzer sees of `gpu_scope!` (for evcxr's type inference): the user's block as written.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gpu_scope_analysed {
+    ([$($input:tt)*] $body:tt) => {
+        $body
     };
 }

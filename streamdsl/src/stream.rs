@@ -96,6 +96,11 @@ impl Stream {
     /// A stream of `backend`, which runs `device`'s streams.
     fn on_backend(device: Device, backend: Backend, priority: i32) -> Result<Stream> {
         let name = format!("{device}/{}", NEXT_NAME.get().fetch_add(1, Ordering::Relaxed));
+        if crate::trace::enabled() {
+            let id = backend.machine().create_stream(priority, name.clone())?;
+            crate::trace::stream_created(device, id, &name, priority);
+            return Ok(Stream { inner: Arc::new(StreamInner { device, id, priority, backend }) });
+        }
         let id = backend.machine().create_stream(priority, name)?;
         Ok(Stream { inner: Arc::new(StreamInner { device, id, priority, backend }) })
     }
@@ -159,6 +164,7 @@ impl Stream {
     /// # Ok::<(), streamdsl::Error>(())
     /// ```
     pub fn synchronize(&self) -> Result<()> {
+        let _trace = crate::trace::host_call("synchronize", self.inner.device, Some(self.inner.id));
         self.machine().synchronize(self.inner.id)
     }
 
@@ -292,6 +298,13 @@ impl Stream {
         } else {
             Err(Error::DeviceMismatch { op, expected: self.device(), found: *other })
         }
+    }
+}
+
+impl From<&Stream> for crate::trace::StreamKey {
+    /// The stream's key in a [`crate::trace::Trace`].
+    fn from(s: &Stream) -> Self {
+        crate::trace::StreamKey { device: s.inner.device, id: s.inner.id }
     }
 }
 

@@ -20,6 +20,7 @@ use crate::tensor::Tensor;
 pub fn to_dtype_on<T: Element, U: Element>(stream: &Stream, a: &Tensor<T>) -> Result<Tensor<U>> {
     crate::ops::check_devices(stream, "to_dtype", &[a.device()])?;
     let out = Tensor::alloc(stream, a.shape().to_vec())?;
+    let _trace = crate::trace::describe(&[(T::DTYPE, a.shape())], Some((U::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.convert(&a.storage, &out.storage),
         Queue::Cuda(q) => q.convert(&a.storage, &out.storage),

@@ -20,6 +20,7 @@ use crate::tensor::Tensor;
 /// ```
 pub fn zeros_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape.into_shape())?;
+    let _trace = crate::trace::describe(&[], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.zero(&out.storage),
         Queue::Cuda(q) => q.zero(&out.storage),
@@ -49,6 +50,7 @@ pub fn ones_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Ten
 /// ```
 pub fn full_on<T: Element>(stream: &Stream, shape: impl IntoShape, value: T) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape.into_shape())?;
+    let _trace = crate::trace::describe(&[], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.fill(&out.storage, value),
         Queue::Cuda(q) => q.fill(&out.storage, value),
@@ -84,6 +86,7 @@ pub fn randn_on<T: Element>(stream: &Stream, shape: impl IntoShape) -> Result<Te
 pub fn randn_with_on<T: Element>(stream: &Stream, shape: impl IntoShape, generator: &Generator) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape.into_shape())?;
     let (seed, offset) = generator.next_call();
+    let _trace = crate::trace::describe(&[], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.randn(&out.storage, seed, offset),
         Queue::Cuda(q) => q.randn(&out.storage, seed, offset),

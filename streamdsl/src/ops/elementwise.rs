@@ -12,6 +12,7 @@ use crate::tensor::Tensor;
 fn binary_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     crate::ops::check_devices(stream, op.name(), &[a.device(), b.device()])?;
     let out = Tensor::alloc(stream, broadcast_shape(op.name(), a.shape(), b.shape())?)?;
+    let _trace = crate::trace::describe(&[(T::DTYPE, a.shape()), (T::DTYPE, b.shape())], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.binary(op, a.operand(), b.operand(), out.operand()),
         Queue::Cuda(q) => q.binary(op, a.operand(), b.operand(), out.operand()),
@@ -22,6 +23,7 @@ fn binary_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, b: &Tenso
 fn scalar_on<T: Element>(stream: &Stream, op: BinaryOp, a: &Tensor<T>, value: f64) -> Result<Tensor<T>> {
     crate::ops::check_devices(stream, op.name(), &[a.device()])?;
     let out = Tensor::alloc(stream, a.shape().to_vec())?;
+    let _trace = crate::trace::describe(&[(T::DTYPE, a.shape())], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.scalar(op, &a.storage, value, &out.storage),
         Queue::Cuda(q) => q.scalar(op, &a.storage, value, &out.storage),

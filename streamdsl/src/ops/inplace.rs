@@ -19,6 +19,7 @@ use crate::tensor::Tensor;
 /// ```
 pub fn fill_on<T: Element>(stream: &Stream, t: &Tensor<T>, value: T) -> Result<()> {
     crate::ops::check_devices(stream, "fill_", &[t.device()])?;
+    let _trace = crate::trace::describe(&[], Some((T::DTYPE, t.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.fill(&t.storage, value),
         Queue::Cuda(q) => q.fill(&t.storage, value),
@@ -49,6 +50,7 @@ pub fn copy_on<T: Element>(stream: &Stream, dst: &Tensor<T>, src: &Tensor<T>) ->
     if dst.shares_data(src) {
         return Ok(()); // copying a buffer onto itself changes nothing
     }
+    let _trace = crate::trace::describe(&[(T::DTYPE, src.shape())], Some((T::DTYPE, dst.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.copy(&src.storage, &dst.storage),
         Queue::Cuda(q) => q.copy(&src.storage, &dst.storage),

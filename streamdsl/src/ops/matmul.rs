@@ -66,6 +66,7 @@ pub fn mm_on<T: Element>(stream: &Stream, a: &Tensor<T>, b: &Tensor<T>) -> Resul
         Queue::Cuda(q) => q.mm_ready::<T>(dims),
     }?;
     let out = Tensor::alloc(stream, shape)?;
+    let _trace = crate::trace::describe(&[(T::DTYPE, a.shape()), (T::DTYPE, b.shape())], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.mm(&a.storage, &b.storage, &out.storage, dims),
         Queue::Cuda(q) => q.mm(&a.storage, &b.storage, &out.storage, dims),

@@ -9,6 +9,7 @@ use crate::tensor::Tensor;
 fn reduce_on<T: Element>(stream: &Stream, op: &'static str, a: &Tensor<T>, scale: f64) -> Result<Tensor<T>> {
     crate::ops::check_devices(stream, op, &[a.device()])?;
     let out = Tensor::alloc(stream, Vec::new())?;
+    let _trace = crate::trace::describe(&[(T::DTYPE, a.shape())], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.sum(op, &a.storage, scale, &out.storage),
         Queue::Cuda(q) => q.sum(op, &a.storage, scale, &out.storage),

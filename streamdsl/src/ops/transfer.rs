@@ -50,7 +50,7 @@ impl<T: Element> Tensor<T> {
         if crate::strict::is_strict() && !self.is_ready() {
             return Err(Error::ImplicitSync { op: "to_vec" });
         }
-        read_to_host(self)
+        read_to_host(self, "to_vec")
     }
 
     /// The value of a one-element tensor (such as the result of [`sum`](Tensor::sum)).
@@ -71,7 +71,7 @@ impl<T: Element> Tensor<T> {
         if crate::strict::is_strict() && !self.is_ready() {
             return Err(Error::ImplicitSync { op: "item" });
         }
-        Ok(read_to_host(self)?[0])
+        Ok(read_to_host(self, "item")?[0])
     }
 
     /// This tensor on `device` (like `Tensor.to(device)`): a copy enqueued on `device`'s current stream, or
@@ -95,9 +95,14 @@ impl<T: Element> Tensor<T> {
 ///
 /// The copy is an op of its own on a transient highest-priority stream: it waits only for the tensor's
 /// producer (not for unrelated work queued behind it), and later writes to the tensor wait for it.
-fn read_to_host<T: Element>(t: &Tensor<T>) -> Result<Vec<T>> {
+fn read_to_host<T: Element>(t: &Tensor<T>, call: &'static str) -> Result<Vec<T>> {
     let device = t.device();
+    let _blocking = crate::trace::host_call(call, device, None);
     let reader = Stream::create(device, device.priority_range().1)?;
+    let _operands = crate::trace::describe(&[(T::DTYPE, t.shape())], None);
+    if crate::trace::enabled() {
+        crate::trace::reader_stream(device, reader.id());
+    }
     match reader.queue() {
         Queue::Cpu(q) => q.download(&t.storage),
         Queue::Cuda(q) => q.download(&t.storage),
@@ -107,6 +112,7 @@ fn read_to_host<T: Element>(t: &Tensor<T>) -> Result<Vec<T>> {
 /// A new tensor of `shape` on `stream`'s device holding `data`, copied in order on `stream`.
 fn upload<T: Element>(stream: &Stream, data: Vec<T>, shape: Vec<usize>) -> Result<Tensor<T>> {
     let out = Tensor::alloc(stream, shape)?;
+    let _trace = crate::trace::describe(&[], Some((T::DTYPE, out.shape())));
     match stream.queue() {
         Queue::Cpu(q) => q.upload(data, &out.storage),
         Queue::Cuda(q) => q.upload(data, &out.storage),
@@ -129,7 +135,7 @@ pub fn to_device_on<T: Element>(stream: &Stream, t: &Tensor<T>) -> Result<Tensor
     if t.device() == stream.device() {
         return Ok(t.clone());
     }
-    upload(stream, read_to_host(t)?, t.shape().to_vec())
+    upload(stream, read_to_host(t, "to_vec")?, t.shape().to_vec())
 }
 
 /// The raw Philox4x32-10 words of `groups` counters `(g, offset)` under key `seed`, computed on `stream`'s

@@ -28,6 +28,7 @@ use super::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::backend::{lock_log, panic_message, refuse_in_host_work, run_as_host_work, Access, HostWork, Stamp, Work};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::hazard::sanitizer::Sanitizer;
 use crate::hazard::{AccessLog, Point, Poisoned, SharedLog};
@@ -68,11 +69,14 @@ struct Job {
     work: HostWork,
     reads: Vec<SharedLog>,
     writes: Vec<SharedLog>,
+    /// Its trace record (`crate::trace`), or 0 when not traced.
+    trace: u64,
 }
 
 enum Task {
     Run(Job),
-    Record(Option<Arc<OnceLock<Instant>>>),
+    /// An event record (its stamp when timed) and its trace record (0 when not traced).
+    Record(Option<Arc<OnceLock<Instant>>>, u64),
     Wait(Wait),
 }
 
@@ -85,6 +89,8 @@ struct Wait {
     /// do not: the data carries its own poison (see `AccessLog`), and an op that only overwrites a poisoned
     /// buffer must still run.
     inherits_poison: bool,
+    /// Its trace record, or 0 when not traced.
+    trace: u64,
 }
 
 struct Queued {
@@ -146,6 +152,11 @@ impl StreamQueue {
 
     fn drained(&self) -> bool {
         self.queue.is_empty() && !self.running
+    }
+
+    /// The stream as the trace names it.
+    fn trace_ref(&self, id: u64) -> crate::trace::StreamRef<'_> {
+        crate::trace::StreamRef { id, name: &self.name, priority: Some(self.priority) }
     }
 }
 
@@ -266,7 +277,14 @@ impl State {
             seen.retain(|id, _| self.streams.contains_key(id));
             self.queue(stream).seen = seen;
         }
-        let at = self.push(stream, Task::Wait(Wait { point: p, inherits_poison }));
+        let trace = if crate::trace::enabled() {
+            let q = self.queue(stream);
+            let seq = q.submitted + 1;
+            crate::trace::wait_enqueued(Device::cpu(), q.trace_ref(stream), seq, (p.stream, p.seq), !inherits_poison)
+        } else {
+            0
+        };
+        let at = self.push(stream, Task::Wait(Wait { point: p, inherits_poison, trace }));
         let settled = self.queue(stream).completed;
         if let Some(s) = &mut self.sanitizer {
             s.wait_at(at, p, settled);
@@ -306,7 +324,7 @@ impl State {
             let tick = head.tick;
             match &head.task {
                 Task::Wait(wait) => {
-                    let (p, inherits) = (wait.point, wait.inherits_poison);
+                    let (p, inherits, trace) = (wait.point, wait.inherits_poison, wait.trace);
                     if !self.is_complete(p) {
                         if q.blocked_on != Some(p) {
                             self.queue(id).blocked_on = Some(p);
@@ -320,10 +338,17 @@ impl State {
                     if let Some((cause, origin)) = inherited {
                         q.poison_from(seq, cause, origin);
                     }
+                    if trace != 0 {
+                        crate::trace::completed(trace, Instant::now(), crate::trace::Outcome::Ok);
+                    }
                 }
-                Task::Record(stamp) => {
+                Task::Record(stamp, trace) => {
+                    let now = Instant::now();
                     if let Some(stamp) = stamp {
-                        let _ = stamp.set(Instant::now());
+                        let _ = stamp.set(now);
+                    }
+                    if *trace != 0 {
+                        crate::trace::completed(*trace, now, crate::trace::Outcome::Ok);
                     }
                 }
                 Task::Run(job) => {
@@ -351,6 +376,9 @@ impl State {
                     };
                     for log in &job.writes {
                         lock_log(log).set_poison(poison.clone());
+                    }
+                    if job.trace != 0 {
+                        crate::trace::completed(job.trace, Instant::now(), crate::trace::Outcome::Skipped);
                     }
                     // Dropped after the machine's lock is released: what it captured may call the machine.
                     self.dropped.push(job.work);
@@ -547,11 +575,15 @@ impl Machine {
     /// Runs `job` of stream `id`, taken off the queue (the stream is marked running), and records its outcome:
     /// on a worker (`on_worker`: it picks the next ready task itself), or inline on the thread that submitted it.
     fn run_job(&self, id: u64, job: Job, on_worker: bool) {
-        let Job { op, work, writes, .. } = job;
+        let Job { op, work, writes, trace, .. } = job;
+        let started = (trace != 0).then(Instant::now);
         let outcome = run_as_host_work(|| match catch_unwind(AssertUnwindSafe(work)) {
             Ok(r) => r,
             Err(panic) => Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) }),
         });
+        if let Some(started) = started {
+            crate::trace::op_ran(trace, started, Instant::now(), outcome.is_ok());
+        }
         let mut done = self.lock();
         done.finish(id, &writes, outcome);
         self.notify_and_unlock_keeping(done, usize::from(on_worker));
@@ -617,7 +649,13 @@ impl crate::backend::Machine for Machine {
         refuse_in_host_work("record")?;
         let stamp = timed.then(|| Arc::new(OnceLock::new()));
         let mut st = self.lock();
-        let p = st.push(stream, Task::Record(stamp.clone()));
+        let trace = if crate::trace::enabled() {
+            let q = st.queue(stream);
+            crate::trace::event_enqueued(Device::cpu(), q.trace_ref(stream), q.submitted + 1, timed)
+        } else {
+            0
+        };
+        let p = st.push(stream, Task::Record(stamp.clone(), trace));
         st.settle(stream);
         self.notify_and_unlock(st);
         Ok((p, stamp.map(Stamp::Host)))
@@ -738,7 +776,12 @@ impl Machine {
             work = Box::new(move || Err(Error::OpFailed { op: op.to_string(), message }));
         }
         let (reads, writes) = access.handles();
-        let point = st.push(stream, Task::Run(Job { op, work, reads, writes }));
+        let trace = if crate::trace::enabled() {
+            crate::trace::op_enqueued(Device::cpu(), st.queue(stream).trace_ref(stream), next.seq, op)
+        } else {
+            0
+        };
+        let point = st.push(stream, Task::Run(Job { op, work, reads, writes, trace }));
         access.note(point, |p| st.is_complete(p));
         st.settle(stream);
         // Cheap work that can run at once runs here, on the submitting thread: no hand-off to a worker and

@@ -947,7 +947,7 @@ impl crate::backend::Machine for CudaMachine {
             }
             self.ensure_healthy(&mut st, stream).map_err(refuse)?;
             let raw = raw_of(&st, stream).map_err(refuse)?;
-            for p in deps {
+            for &p in &deps {
                 st.wait_for(stream, p, raw).map_err(refuse)?;
             }
             let s = st.streams.get(&stream).ok_or_else(released_stream)?;
@@ -967,6 +967,10 @@ impl crate::backend::Machine for CudaMachine {
                 s.in_flight = true;
             }
             access.note(next, |p| st.settled(p));
+            // Tracing (`crate::trace`): the enqueue time and the hazard dependencies; no start/end times on CUDA yet.
+            if crate::trace::enabled() {
+                crate::trace::cuda_submitted(self.ordinal, stream, &name, next.seq, op, &deps);
+            }
             (raw, next, event, poison_slot, name)
         };
 
