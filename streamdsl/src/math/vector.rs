@@ -1,0 +1,303 @@
+//! Eight-lane AVX2 forms of the binary32 Box–Muller transform, for the CPU backend's `randn`.
+//!
+//! Each function here is [`box_muller_f32`](super::box_muller_f32) (with its `uniform_f32`, `log_f32` and
+//! `sincos_f32`) on eight lanes at once: the same IEEE operations and FMAs in the same order, lane by lane, so
+//! the results are the same bits (checked against the scalar forms on every 32-bit input by
+//! `tests::every_input_matches_the_scalar_form`, an ignored test run in release builds, and on a sample of
+//! inputs by the normal tests). Branches of the scalar form become selects: every lane computes every path it
+//! could take and keeps the one the scalar form takes.
+//!
+//! The inputs are the 32-bit words of Philox, so the domains are known: `log` only sees uniforms in
+//! `[2⁻³³, 1]` (positive, normal, finite: none of the scalar form's special cases), and `sincos` only sees
+//! `2π · uniform` in `(0, 2π]` (finite, below the `2^14` where the scalar form switches to the binary64
+//! reduction). Anything else is out of contract for these functions; the scalar forms handle every input.
+
+use core::arch::x86_64::{__m256, __m256i};
+
+use pulp::x86::V3;
+
+use super::coeffs::{
+    COS_F32, LN2_HI_F32, LN2_LO_F32, LOG_F32, PIO2_1_F32, PIO2_2_F32, PIO2_3_F32, SIN_F32, TAU_F32,
+    TWO_OVER_PI_F32,
+};
+use super::{UNIFORM_OFFSET_F32, UNIFORM_SCALE_F32};
+
+/// Eight binary32 lanes with the operations the transform needs, each one IEEE operation (no contraction).
+#[derive(Clone, Copy)]
+struct F(V3);
+
+impl F {
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        self.0.avx._mm256_set1_ps(x)
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        self.0.avx._mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        self.0.avx._mm256_sub_ps(a, b)
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        self.0.avx._mm256_mul_ps(a, b)
+    }
+    #[inline(always)]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        self.0.avx._mm256_div_ps(a, b)
+    }
+    /// `a · b + c`, rounded once (`f32::mul_add`).
+    #[inline(always)]
+    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        self.0.fma._mm256_fmadd_ps(a, b, c)
+    }
+    /// `-a` (the sign bit flipped, as Rust's `-x`).
+    #[inline(always)]
+    fn neg(self, a: __m256) -> __m256 {
+        self.0.avx._mm256_xor_ps(a, self.splat(-0.0))
+    }
+    /// `if mask { t } else { f }`, lane by lane (`mask` from a comparison: all ones or all zeros).
+    #[inline(always)]
+    fn select(self, mask: __m256, t: __m256, f: __m256) -> __m256 {
+        self.0.avx._mm256_blendv_ps(f, t, mask)
+    }
+    /// `a < b` (ordered).
+    #[inline(always)]
+    fn lt(self, a: __m256, b: __m256) -> __m256 {
+        self.0.avx._mm256_cmp_ps::<0x11>(a, b) // _CMP_LT_OQ
+    }
+    /// `a <= b` (ordered).
+    #[inline(always)]
+    fn le(self, a: __m256, b: __m256) -> __m256 {
+        self.0.avx._mm256_cmp_ps::<0x12>(a, b) // _CMP_LE_OQ
+    }
+    #[inline(always)]
+    fn bits(self, a: __m256) -> __m256i {
+        self.0.avx._mm256_castps_si256(a)
+    }
+    #[inline(always)]
+    fn from_bits(self, a: __m256i) -> __m256 {
+        self.0.avx._mm256_castsi256_ps(a)
+    }
+    #[inline(always)]
+    fn splat_i(self, x: i32) -> __m256i {
+        self.0.avx._mm256_set1_epi32(x)
+    }
+    /// `x as f32` for eight `u32`, rounded to nearest even once: the high and low halves convert exactly,
+    /// `hi · 2^16` is exact, and the sum rounds once.
+    #[inline(always)]
+    fn from_u32(self, x: __m256i) -> __m256 {
+        let v = self.0;
+        let hi = v.avx._mm256_cvtepi32_ps(v.avx2._mm256_srli_epi32::<16>(x));
+        let lo = v.avx._mm256_cvtepi32_ps(v.avx2._mm256_and_si256(x, self.splat_i(0xFFFF)));
+        self.add(self.mul(hi, self.splat(65536.0)), lo)
+    }
+}
+
+/// `uniform_f32` on eight lanes: `x · 2⁻³² + 2⁻³³` (a product, then a sum: two roundings, as the scalar form).
+#[inline(always)]
+fn uniform(f: F, x: __m256i) -> __m256 {
+    f.add(f.mul(f.from_u32(x), f.splat(UNIFORM_SCALE_F32)), f.splat(UNIFORM_OFFSET_F32))
+}
+
+/// `log_f32` for positive, normal, finite lanes (the scalar form's main path).
+#[inline(always)]
+fn log_normal_positive(f: F, x: __m256) -> __m256 {
+    let v = f.0;
+    let bits = f.bits(x);
+    // k = (bits >> 23) - 127; mbits = mantissa | 0x3F80_0000; above √2: mbits -= 2^23, k += 1.
+    let mut k = v.avx2._mm256_sub_epi32(v.avx2._mm256_srli_epi32::<23>(bits), f.splat_i(127));
+    let mut mbits = v.avx2._mm256_or_si256(v.avx2._mm256_and_si256(bits, f.splat_i(0x007F_FFFF)), f.splat_i(0x3F80_0000));
+    let above = v.avx2._mm256_cmpgt_epi32(mbits, f.splat_i(0x3FB5_04F3)); // both operands positive
+    mbits = v.avx2._mm256_sub_epi32(mbits, v.avx2._mm256_and_si256(above, f.splat_i(0x0080_0000)));
+    k = v.avx2._mm256_sub_epi32(k, above); // `above` is -1 where set
+    let one = f.splat(1.0);
+    let fr = f.sub(f.from_bits(mbits), one);
+    let s = f.div(fr, f.add(f.splat(2.0), fr));
+    let z = f.mul(s, s);
+    let c = &LOG_F32;
+    let mut p = f.splat(c[3]);
+    p = f.fma(p, z, f.splat(c[2]));
+    p = f.fma(p, z, f.splat(c[1]));
+    p = f.fma(p, z, f.splat(c[0]));
+    let r = f.mul(z, p);
+    let hfsq = f.mul(f.mul(f.splat(0.5), fr), fr);
+    let dk = v.avx._mm256_cvtepi32_ps(k);
+    // dk * LN2_HI - ((hfsq - fma(s, hfsq + r, dk * LN2_LO)) - f)
+    let inner = f.fma(s, f.add(hfsq, r), f.mul(dk, f.splat(LN2_LO_F32)));
+    f.sub(f.mul(dk, f.splat(LN2_HI_F32)), f.sub(f.sub(hfsq, inner), fr))
+}
+
+/// `two_sum(a, b)`: `(s, e)` with `s + e = a + b` exactly.
+#[inline(always)]
+fn two_sum(f: F, a: __m256, b: __m256) -> (__m256, __m256) {
+    let s = f.add(a, b);
+    let bb = f.sub(s, a);
+    (s, f.add(f.sub(a, f.sub(s, bb)), f.sub(b, bb)))
+}
+
+#[inline(always)]
+fn sin_kernel(f: F, r_hi: __m256, r_lo: __m256) -> __m256 {
+    let z = f.mul(r_hi, r_hi);
+    let v = f.mul(z, r_hi);
+    let c = &SIN_F32;
+    let mut p = f.splat(c[3]);
+    p = f.fma(p, z, f.splat(c[2]));
+    p = f.fma(p, z, f.splat(c[1]));
+    p = f.fma(p, z, f.splat(c[0]));
+    f.add(r_hi, f.fma(v, p, f.fma(f.mul(f.splat(-0.5), z), r_lo, r_lo)))
+}
+
+#[inline(always)]
+fn cos_kernel(f: F, r_hi: __m256, r_lo: __m256) -> __m256 {
+    let z = f.mul(r_hi, r_hi);
+    let z_lo = f.fma(r_hi, r_hi, f.neg(z));
+    let hz = f.mul(f.splat(0.5), z);
+    let one = f.splat(1.0);
+    let w = f.sub(one, hz);
+    let c = &COS_F32;
+    let mut p = f.splat(c[3]);
+    p = f.fma(p, z, f.splat(c[2]));
+    p = f.fma(p, z, f.splat(c[1]));
+    p = f.fma(p, z, f.splat(c[0]));
+    // w + ((((1 - w) - hz) - 0.5 z_lo) + fma(z z, p, -(r_hi r_lo)))
+    let tail = f.fma(f.mul(z, z), p, f.neg(f.mul(r_hi, r_lo)));
+    f.add(w, f.add(f.sub(f.sub(f.sub(one, w), hz), f.mul(f.splat(0.5), z_lo)), tail))
+}
+
+/// `sincos_f32` for finite, positive lanes below `2^14`: `(sin x, cos x)`.
+#[inline(always)]
+fn sincos_positive(f: F, x: __m256) -> (__m256, __m256) {
+    let v = f.0;
+    const SHIFT: f32 = 12582912.0; // 1.5 * 2^23, as in the scalar form
+    let zero = f.splat(0.0);
+    // Cody–Waite (the scalar `rem_pio2` below 2^14).
+    let k = f.sub(f.fma(x, f.splat(TWO_OVER_PI_F32), f.splat(SHIFT)), f.splat(SHIFT));
+    let r1 = f.fma(f.neg(k), f.splat(PIO2_1_F32), x);
+    let w_hi = f.mul(k, f.splat(PIO2_2_F32));
+    let w_lo = f.fma(k, f.splat(PIO2_2_F32), f.neg(w_hi));
+    let (s, e) = two_sum(f, r1, f.neg(w_hi));
+    let lo = f.sub(f.sub(e, w_lo), f.mul(k, f.splat(PIO2_3_F32)));
+    let (r_hi, r_lo) = two_sum(f, s, lo);
+    let q = v.avx2._mm256_and_si256(v.avx._mm256_cvttps_epi32(k), f.splat_i(3));
+    // |x| <= π/4: no reduction (q = 0, h = x, l = 0).
+    let small = f.le(x, f.splat(core::f32::consts::FRAC_PI_4));
+    let h = f.select(small, x, r_hi);
+    let l = f.select(small, zero, r_lo);
+    let q = v.avx2._mm256_andnot_si256(f.bits(small), q);
+    let sn = sin_kernel(f, h, l);
+    let cs = cos_kernel(f, h, l);
+    // Quadrants: 0 → (s, c), 1 → (c, -s), 2 → (-s, -c), 3 → (-c, s).
+    let odd = f.from_bits(v.avx2._mm256_cmpeq_epi32(v.avx2._mm256_and_si256(q, f.splat_i(1)), f.splat_i(1)));
+    let (sin_v, cos_v) = (f.select(odd, cs, sn), f.select(odd, sn, cs));
+    // sin is negated in quadrants 2 and 3 (q & 2), cos in 1 and 2 ((q ^ q >> 1) & 1): that bit to the sign.
+    let sin_neg = v.avx2._mm256_slli_epi32::<30>(v.avx2._mm256_and_si256(q, f.splat_i(2)));
+    let cos_neg = v.avx2._mm256_slli_epi32::<31>(v.avx2._mm256_xor_si256(q, v.avx2._mm256_srli_epi32::<1>(q)));
+    let sin_v = f.from_bits(v.avx2._mm256_xor_si256(f.bits(sin_v), sin_neg));
+    let cos_v = f.from_bits(v.avx2._mm256_xor_si256(f.bits(cos_v), cos_neg));
+    // |x| < 2^-13: (x, 1).
+    let tiny = f.lt(x, f.splat(0.00012207031));
+    (f.select(tiny, x, sin_v), f.select(tiny, f.splat(1.0), cos_v))
+}
+
+/// The radius of the transform, `sqrt(-2 ln u₁)` with `u₁ = uniform_f32(u)`, on eight lanes.
+#[inline(always)]
+fn radius(f: F, u: __m256i) -> __m256 {
+    let l = log_normal_positive(f, uniform(f, u));
+    f.0.avx._mm256_sqrt_ps(f.mul(f.splat(-2.0), l))
+}
+
+/// `sincos_f32(2π · uniform_f32(v))` on eight lanes.
+#[inline(always)]
+fn angle(f: F, v: __m256i) -> (__m256, __m256) {
+    sincos_positive(f, f.mul(f.splat(TAU_F32), uniform(f, v)))
+}
+
+/// [`box_muller_f32`](super::box_muller_f32) on eight pairs of words: `(r cos θ, r sin θ)` lane by lane.
+#[inline(always)]
+pub(crate) fn box_muller_f32x8(simd: V3, u: __m256i, v: __m256i) -> (__m256, __m256) {
+    let f = F(simd);
+    let r = radius(f, u);
+    let (s, c) = angle(f, v);
+    (f.mul(r, c), f.mul(r, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Lanes<'a> {
+        words: &'a [u32],
+        out: &'a mut [[f32; 3]],
+    }
+
+    impl pulp::WithSimd for Lanes<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let simd = V3::try_new().expect("V3");
+            let f = F(simd);
+            for (w, o) in self.words.chunks_exact(8).zip(self.out.chunks_exact_mut(8)) {
+                let x: __m256i = pulp::cast(<[u32; 8]>::try_from(w).unwrap());
+                let r: [f32; 8] = pulp::cast(radius(f, x));
+                let (s, c) = angle(f, x);
+                let (s, c): ([f32; 8], [f32; 8]) = (pulp::cast(s), pulp::cast(c));
+                for j in 0..8 {
+                    o[j] = [r[j], s[j], c[j]];
+                }
+            }
+        }
+    }
+
+    /// The radius and the angle's sine and cosine of every word in `words` (a multiple of 8 long).
+    fn vector_parts(simd: V3, words: &[u32]) -> Vec<[f32; 3]> {
+        let mut out = vec![[0.0; 3]; words.len()];
+        pulp::Simd::vectorize(simd, Lanes { words, out: &mut out });
+        out
+    }
+
+    fn scalar_parts(w: u32) -> [f32; 3] {
+        let r = (-2.0 * super::super::log_f32(super::super::uniform_f32(w))).sqrt();
+        let (s, c) = super::super::sincos_f32(TAU_F32 * super::super::uniform_f32(w));
+        [r, s, c]
+    }
+
+    fn check(simd: V3, words: &[u32]) {
+        for (w, got) in words.iter().zip(vector_parts(simd, words)) {
+            let want = scalar_parts(*w);
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "word {w:#x}: {got:?} vs {want:?}");
+        }
+    }
+
+    /// Edges (0, 1, all ones, the tiny-angle and π/4 switches, powers of two and their neighbours) and a
+    /// stride through all 2^32 words.
+    #[test]
+    fn lanes_match_the_scalar_form() {
+        let Some(simd) = V3::try_new() else { return };
+        let mut words: Vec<u32> = vec![0, 1, 2, 3, u32::MAX, u32::MAX - 1, 0x8000_0000, 0x7FFF_FFFF];
+        for b in 0..32 {
+            let p = 1u32 << b;
+            words.extend([p, p - 1, p.wrapping_add(1)]);
+        }
+        // Around the angle thresholds: θ = 2π u crosses 2^-13 near u = 83 000 and π/4 near u = 2^29.
+        words.extend(80_000..90_000);
+        words.extend((1 << 29) - 4096..(1 << 29) + 4096);
+        words.extend((0..(1u64 << 32)).step_by(4099).map(|w| w as u32));
+        words.resize(words.len().next_multiple_of(8), 0);
+        check(simd, &words);
+    }
+
+    /// Every 32-bit word (2^32 of them; about a minute in a release build):
+    /// `cargo test --release -p streamdsl --lib every_input_matches -- --ignored`.
+    #[test]
+    #[ignore]
+    fn every_input_matches_the_scalar_form() {
+        let Some(simd) = V3::try_new() else { return };
+        use rayon::prelude::*;
+        (0..1u64 << 16).into_par_iter().for_each(|hi| {
+            let words: Vec<u32> = (0..1u32 << 16).map(|lo| ((hi as u32) << 16) | lo).collect();
+            check(simd, &words);
+        });
+    }
+}
