@@ -227,6 +227,24 @@ pub(crate) fn scalar<T: Element>(op: BinaryOp, a: &[T], s: f64, reversed: bool, 
 }
 
 fn scalar_with<T: Element, O: Arith>(a: &[T], s: f64, out: &mut [T], reversed: bool) {
+    // A scalar that `T` holds exactly (2.0, 0.5, 1e3, ...) makes this the elementwise op of two `T` values,
+    // which `apply` computes in `f32` with the same one rounding (see the module `kernels`); others need the
+    // `f64` arithmetic (`x · (1/3)` in `f64` is not `x · f32(1/3)`).
+    let held = T::from64(s);
+    if T::DTYPE != DType::F64 && held.to64() == s {
+        fn run_held<T: Element, O: Arith, const REVERSED: bool>(a: &[T], y: T, out: &mut [T]) {
+            for_each_chunk(
+                out,
+                #[inline(always)]
+                |start, o| {
+                    for (o, &x) in o.iter_mut().zip(&a[start..]) {
+                        *o = if REVERSED { apply::<T, O>(y, x) } else { apply::<T, O>(x, y) };
+                    }
+                },
+            );
+        }
+        return if reversed { run_held::<T, O, true>(a, held, out) } else { run_held::<T, O, false>(a, held, out) };
+    }
     fn run<T: Element, O: Arith, const REVERSED: bool>(a: &[T], s: f64, out: &mut [T]) {
         for_each_chunk(
             out,
@@ -382,7 +400,7 @@ mod tests {
     fn scalars_are_applied_in_f64() {
         fn check<T: Element>() {
             let a = values::<T>(50_003, 3);
-            for s in [1.0 / 3.0, -0.7, 0.0, -0.0, f64::INFINITY, f64::NAN, 1e-310, 3e38, 65_519.0] {
+            for s in [1.0 / 3.0, -0.7, 2.0, 0.5, -3.0, 0.0, -0.0, f64::INFINITY, f64::NAN, 1e-310, 3e38, 65_519.0, 65_504.0, 1e-7] {
                 for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
                     for reversed in [false, true] {
                         let mut out = vec![T::ZERO; a.len()];
