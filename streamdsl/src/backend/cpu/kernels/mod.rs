@@ -81,3 +81,9 @@ pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) fn fill<T: Element>(out: &mut [T], value: T) {
     for_each_chunk(out, |_, c| c.fill(value));
 }
+
+/// `out[i] = src[i]` (the same length), in parallel above [`PAR_MIN`].
+pub(crate) fn copy<T: Element>(src: &[T], out: &mut [T]) {
+    assert_eq!(src.len(), out.len());
+    for_each_chunk(out, |start, c| c.copy_from_slice(&src[start..start + c.len()]));
+}
