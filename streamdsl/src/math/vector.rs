@@ -17,8 +17,7 @@ use core::arch::x86_64::{__m256, __m256i};
 use pulp::x86::V3;
 
 use super::coeffs::{
-    COS_F32, LN2_HI_F32, LN2_LO_F32, LOG_F32, PIO2_1_F32, PIO2_2_F32, PIO2_3_F32, SIN_F32, TAU_F32,
-    TWO_OVER_PI_F32,
+    COS_F32, LN2_HI_F32, LN2_LO_F32, LOG_F32, PIO2_1_F32, PIO2_2_F32, PIO2_3_F32, SIN_F32, TAU_F32, TWO_OVER_PI_F32,
 };
 use super::{UNIFORM_OFFSET_F32, UNIFORM_SCALE_F32};
 
@@ -108,7 +107,8 @@ fn log_normal_positive(f: F, x: __m256) -> __m256 {
     let bits = f.bits(x);
     // k = (bits >> 23) - 127; mbits = mantissa | 0x3F80_0000; above √2: mbits -= 2^23, k += 1.
     let mut k = v.avx2._mm256_sub_epi32(v.avx2._mm256_srli_epi32::<23>(bits), f.splat_i(127));
-    let mut mbits = v.avx2._mm256_or_si256(v.avx2._mm256_and_si256(bits, f.splat_i(0x007F_FFFF)), f.splat_i(0x3F80_0000));
+    let mut mbits =
+        v.avx2._mm256_or_si256(v.avx2._mm256_and_si256(bits, f.splat_i(0x007F_FFFF)), f.splat_i(0x3F80_0000));
     let above = v.avx2._mm256_cmpgt_epi32(mbits, f.splat_i(0x3FB5_04F3)); // both operands positive
     mbits = v.avx2._mm256_sub_epi32(mbits, v.avx2._mm256_and_si256(above, f.splat_i(0x0080_0000)));
     k = v.avx2._mm256_sub_epi32(k, above); // `above` is -1 where set

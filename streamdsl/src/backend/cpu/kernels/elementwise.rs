@@ -5,8 +5,8 @@
 //! dimension at a time (after merging the dimensions that are contiguous in both operands), each run one of
 //! four loops: both operands contiguous, one of them a repeated value, or both.
 
-use super::lanes::Lane;
 use super::for_each_chunk;
+use super::lanes::Lane;
 use crate::backend::BinaryOp;
 use crate::dtype::{DType, Element};
 use crate::shape::broadcast_strides;
@@ -384,7 +384,7 @@ mod tests {
             (&[5, 1, 1, 3], &[1, 4, 2, 1], &[5, 4, 2, 3]),
             (&[1, 1], &[1], &[1, 1]),
             (&[0, 3], &[3], &[0, 3]),
-            (&[257, 129], &[129], &[257, 129]),   // above the parallel threshold, odd runs
+            (&[257, 129], &[129], &[257, 129]), // above the parallel threshold, odd runs
             (&[129, 257], &[129, 1], &[129, 257]), // repeated value per row, chunks across rows
             (&[3, 40_000], &[1, 40_000], &[3, 40_000]),
         ];
@@ -400,7 +400,22 @@ mod tests {
     fn scalars_are_applied_in_f64() {
         fn check<T: Element>() {
             let a = values::<T>(50_003, 3);
-            for s in [1.0 / 3.0, -0.7, 2.0, 0.5, -3.0, 0.0, -0.0, f64::INFINITY, f64::NAN, 1e-310, 3e38, 65_519.0, 65_504.0, 1e-7] {
+            for s in [
+                1.0 / 3.0,
+                -0.7,
+                2.0,
+                0.5,
+                -3.0,
+                0.0,
+                -0.0,
+                f64::INFINITY,
+                f64::NAN,
+                1e-310,
+                3e38,
+                65_519.0,
+                65_504.0,
+                1e-7,
+            ] {
                 for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
                     for reversed in [false, true] {
                         let mut out = vec![T::ZERO; a.len()];

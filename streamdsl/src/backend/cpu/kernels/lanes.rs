@@ -11,8 +11,8 @@ use crate::dtype::{DType, Element};
 #[inline(always)]
 pub(super) fn same<A: Element, B: Element>(x: A) -> B {
     assert!(A::DTYPE == B::DTYPE); // a constant after monomorphisation
-    // SAFETY: `Element` is sealed to four types with four distinct `DTYPE` tags, so equal tags mean `A` and
-    // `B` are the same type.
+                                   // SAFETY: `Element` is sealed to four types with four distinct `DTYPE` tags, so equal tags mean `A` and
+                                   // `B` are the same type.
     unsafe { std::mem::transmute_copy::<A, B>(&x) }
 }
 

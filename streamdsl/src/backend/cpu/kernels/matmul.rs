@@ -24,9 +24,10 @@ pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims)
             let (na, nb, no) = (a.len(), b.len(), out.len());
             let len = na + nb + no;
             let mut scratch: Vec<f32> = Vec::new();
-            scratch
-                .try_reserve_exact(len)
-                .map_err(|_| Error::OutOfMemory { device: Device::cpu(), bytes: len.saturating_mul(size_of::<f32>()) })?;
+            scratch.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+                device: Device::cpu(),
+                bytes: len.saturating_mul(size_of::<f32>()),
+            })?;
             {
                 let spare = &mut scratch.spare_capacity_mut()[..len];
                 pages::advise_huge(spare);

@@ -209,15 +209,26 @@ mod tests {
         randn(&mut out, seed, offset);
         let want = reference::<T>(len, seed, offset);
         for (i, (a, b)) in out.iter().zip(&want).enumerate() {
-            assert_eq!(a.to_f64().to_bits(), b.to_f64().to_bits(), "{} element {i} of {len} ({seed}, {offset})", T::DTYPE);
+            assert_eq!(
+                a.to_f64().to_bits(),
+                b.to_f64().to_bits(),
+                "{} element {i} of {len} ({seed}, {offset})",
+                T::DTYPE
+            );
         }
     }
 
     #[test]
     fn every_path_gives_the_scalar_bits() {
-        for (len, seed, offset) in
-            [(0, 1, 0), (1, 2, 3), (31, 3, 0), (32, 4, 1), (33, 5, 7), (100_003, 0xdead_beef, 5), (70_000, u64::MAX, u64::MAX)]
-        {
+        for (len, seed, offset) in [
+            (0, 1, 0),
+            (1, 2, 3),
+            (31, 3, 0),
+            (32, 4, 1),
+            (33, 5, 7),
+            (100_003, 0xdead_beef, 5),
+            (70_000, u64::MAX, u64::MAX),
+        ] {
             check::<f32>(len, seed, offset);
             check::<f16>(len, seed, offset);
             check::<bf16>(len, seed, offset);

@@ -66,9 +66,8 @@ mod tests {
 
     fn check<T: Element>(len: usize) {
         let specials = [0.1, -0.0, 1e-40, 5.9e-8, -3.25, 1e30, -1e30, 7.0 / 3.0, 6.1e-5];
-        let v: Vec<T> = (0..len)
-            .map(|i| T::from_f64(specials[i % specials.len()] * ((i * 31 % 97) as f64 - 48.0)))
-            .collect();
+        let v: Vec<T> =
+            (0..len).map(|i| T::from_f64(specials[i % specials.len()] * ((i * 31 % 97) as f64 - 48.0))).collect();
         let reference = crate::math::tree_sum(&v, T::to_f64);
         let got = sum(&v);
         assert!(got.to_bits() == reference.to_bits(), "{} length {len}: {got:e} vs {reference:e}", T::DTYPE);
