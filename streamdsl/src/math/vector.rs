@@ -76,7 +76,7 @@ impl F {
         self.0.avx._mm256_castps_si256(a)
     }
     #[inline(always)]
-    fn from_bits(self, a: __m256i) -> __m256 {
+    fn of_bits(self, a: __m256i) -> __m256 {
         self.0.avx._mm256_castsi256_ps(a)
     }
     #[inline(always)]
@@ -86,7 +86,7 @@ impl F {
     /// `x as f32` for eight `u32`, rounded to nearest even once: the high and low halves convert exactly,
     /// `hi · 2^16` is exact, and the sum rounds once.
     #[inline(always)]
-    fn from_u32(self, x: __m256i) -> __m256 {
+    fn convert_u32(self, x: __m256i) -> __m256 {
         let v = self.0;
         let hi = v.avx._mm256_cvtepi32_ps(v.avx2._mm256_srli_epi32::<16>(x));
         let lo = v.avx._mm256_cvtepi32_ps(v.avx2._mm256_and_si256(x, self.splat_i(0xFFFF)));
@@ -97,7 +97,7 @@ impl F {
 /// `uniform_f32` on eight lanes: `x · 2⁻³² + 2⁻³³` (a product, then a sum: two roundings, as the scalar form).
 #[inline(always)]
 fn uniform(f: F, x: __m256i) -> __m256 {
-    f.add(f.mul(f.from_u32(x), f.splat(UNIFORM_SCALE_F32)), f.splat(UNIFORM_OFFSET_F32))
+    f.add(f.mul(f.convert_u32(x), f.splat(UNIFORM_SCALE_F32)), f.splat(UNIFORM_OFFSET_F32))
 }
 
 /// `log_f32` for positive, normal, finite lanes (the scalar form's main path).
@@ -113,7 +113,7 @@ fn log_normal_positive(f: F, x: __m256) -> __m256 {
     mbits = v.avx2._mm256_sub_epi32(mbits, v.avx2._mm256_and_si256(above, f.splat_i(0x0080_0000)));
     k = v.avx2._mm256_sub_epi32(k, above); // `above` is -1 where set
     let one = f.splat(1.0);
-    let fr = f.sub(f.from_bits(mbits), one);
+    let fr = f.sub(f.of_bits(mbits), one);
     let s = f.div(fr, f.add(f.splat(2.0), fr));
     let z = f.mul(s, s);
     let c = &LOG_F32;
@@ -189,13 +189,13 @@ fn sincos_positive(f: F, x: __m256) -> (__m256, __m256) {
     let sn = sin_kernel(f, h, l);
     let cs = cos_kernel(f, h, l);
     // Quadrants: 0 → (s, c), 1 → (c, -s), 2 → (-s, -c), 3 → (-c, s).
-    let odd = f.from_bits(v.avx2._mm256_cmpeq_epi32(v.avx2._mm256_and_si256(q, f.splat_i(1)), f.splat_i(1)));
+    let odd = f.of_bits(v.avx2._mm256_cmpeq_epi32(v.avx2._mm256_and_si256(q, f.splat_i(1)), f.splat_i(1)));
     let (sin_v, cos_v) = (f.select(odd, cs, sn), f.select(odd, sn, cs));
     // sin is negated in quadrants 2 and 3 (q & 2), cos in 1 and 2 ((q ^ q >> 1) & 1): that bit to the sign.
     let sin_neg = v.avx2._mm256_slli_epi32::<30>(v.avx2._mm256_and_si256(q, f.splat_i(2)));
     let cos_neg = v.avx2._mm256_slli_epi32::<31>(v.avx2._mm256_xor_si256(q, v.avx2._mm256_srli_epi32::<1>(q)));
-    let sin_v = f.from_bits(v.avx2._mm256_xor_si256(f.bits(sin_v), sin_neg));
-    let cos_v = f.from_bits(v.avx2._mm256_xor_si256(f.bits(cos_v), cos_neg));
+    let sin_v = f.of_bits(v.avx2._mm256_xor_si256(f.bits(sin_v), sin_neg));
+    let cos_v = f.of_bits(v.avx2._mm256_xor_si256(f.bits(cos_v), cos_neg));
     // |x| < 2^-13: (x, 1).
     let tiny = f.lt(x, f.splat(0.00012207031));
     (f.select(tiny, x, sin_v), f.select(tiny, f.splat(1.0), cos_v))

@@ -355,7 +355,9 @@ mod tests {
         }
     }
 
-    fn each_type(f: &dyn Fn(&dyn Fn(&[usize], &[usize], &[usize]))) {
+    type Check<'a> = &'a dyn Fn(&[usize], &[usize], &[usize]);
+
+    fn each_type(f: &dyn Fn(Check<'_>)) {
         f(&|a, b, o| check_binary::<f32>(a, b, o));
         f(&|a, b, o| check_binary::<f64>(a, b, o));
         f(&|a, b, o| check_binary::<f16>(a, b, o));

@@ -74,7 +74,7 @@ impl<T: Element> Lane for T {
 pub(super) fn round_to_odd(x: f64) -> f32 {
     let r = x as f32; // nearest even
     let back = r as f64;
-    let inexact = back != x && x == x; // not for NaN
+    let inexact = back != x && !x.is_nan();
     let away = back.abs() > x.abs(); // rounded away from zero (false for NaN)
     let bits = r.to_bits().wrapping_sub(away as u32) | inexact as u32;
     f32::from_bits(bits)
