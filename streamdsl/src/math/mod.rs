@@ -296,8 +296,12 @@ const UNIFORM_OFFSET_F32: f32 = 1.164_153_2e-10;
 /// The same in binary64 (`random::uniform_f64`).
 #[inline(always)]
 pub(crate) fn uniform_f64(x: u32) -> f64 {
-    x as f64 * 2.328_306_436_538_696_3e-10 + 1.164_153_218_269_348_1e-10
+    x as f64 * UNIFORM_SCALE_F64 + UNIFORM_OFFSET_F64
 }
+
+/// `2⁻³²` and `2⁻³³` in binary64: the scale and offset of [`uniform_f64`].
+const UNIFORM_SCALE_F64: f64 = 2.328_306_436_538_696_3e-10;
+const UNIFORM_OFFSET_F64: f64 = 1.164_153_218_269_348_1e-10;
 
 #[inline(always)]
 fn box_muller_f32_portable(u: u32, v: u32) -> (f32, f32) {

@@ -1,25 +1,28 @@
-//! Eight-lane AVX2 forms of the binary32 Box–Muller transform, for the CPU backend's `randn`.
+//! AVX2 forms of the Box–Muller transform, for the CPU backend's `randn`: eight binary32 lanes, four binary64.
 //!
-//! Each function here is [`box_muller_f32`](super::box_muller_f32) (with its `uniform_f32`, `log_f32` and
-//! `sincos_f32`) on eight lanes at once: the same IEEE operations and FMAs in the same order, lane by lane, so
-//! the results are the same bits (checked against the scalar forms on every 32-bit input by
-//! `tests::every_input_matches_the_scalar_form`, an ignored test run in release builds, and on a sample of
-//! inputs by the normal tests). Branches of the scalar form become selects: every lane computes every path it
-//! could take and keeps the one the scalar form takes.
+//! [`box_muller_f32x8`] is [`box_muller_f32`](super::box_muller_f32) (with its `uniform_f32`, `log_f32` and
+//! `sincos_f32`) on eight lanes at once, [`box_muller_f64x4`] is [`box_muller_f64`](super::box_muller_f64) on
+//! four: the same IEEE operations and FMAs in the same order, lane by lane, so the results are the same bits
+//! (checked against the scalar forms on every 32-bit input by the ignored tests `every_input_matches_*`, run
+//! in release builds, and on a sample of inputs by the normal tests). Branches of the scalar forms become
+//! selects: every lane computes every path it could take and keeps the one the scalar form takes.
 //!
 //! The inputs are the 32-bit words of Philox, so the domains are known: `log` only sees uniforms in
-//! `[2⁻³³, 1]` (positive, normal, finite: none of the scalar form's special cases), and `sincos` only sees
-//! `2π · uniform` in `(0, 2π]` (finite, below the `2^14` where the scalar form switches to the binary64
-//! reduction). Anything else is out of contract for these functions; the scalar forms handle every input.
+//! `[2⁻³³, 1]` (positive, normal, finite: none of the scalar forms' special cases), and `sincos` only sees
+//! `2π · uniform` in `(0, 2π]` (finite, below the `2^14` (binary32) and `2^30` (binary64) where the scalar
+//! forms switch to another reduction). Anything else is out of contract for these functions; the scalar forms
+//! handle every input.
 
-use core::arch::x86_64::{__m256, __m256i};
+use core::arch::x86_64::{__m128i, __m256, __m256d, __m256i};
 
 use pulp::x86::V3;
 
 use super::coeffs::{
-    COS_F32, LN2_HI_F32, LN2_LO_F32, LOG_F32, PIO2_1_F32, PIO2_2_F32, PIO2_3_F32, SIN_F32, TAU_F32, TWO_OVER_PI_F32,
+    COS_F32, COS_F64, LN2_HI_F32, LN2_HI_F64, LN2_LO_F32, LN2_LO_F64, LOG_F32, LOG_F64, PIO2_1_F32, PIO2_1_F64,
+    PIO2_2_F32, PIO2_2_F64, PIO2_3_F32, PIO2_3_F64, SIN_F32, SIN_F64, TAU_F32, TAU_F64, TWO_OVER_PI_F32,
+    TWO_OVER_PI_F64,
 };
-use super::{UNIFORM_OFFSET_F32, UNIFORM_SCALE_F32};
+use super::{UNIFORM_OFFSET_F32, UNIFORM_OFFSET_F64, UNIFORM_SCALE_F32, UNIFORM_SCALE_F64};
 
 /// Eight binary32 lanes with the operations the transform needs, each one IEEE operation (no contraction).
 #[derive(Clone, Copy)]
@@ -223,50 +226,252 @@ pub(crate) fn box_muller_f32x8(simd: V3, u: __m256i, v: __m256i) -> (__m256, __m
     (f.mul(r, c), f.mul(r, s))
 }
 
+/// Four binary64 lanes with the operations the transform needs, each one IEEE operation (no contraction).
+#[derive(Clone, Copy)]
+struct D(V3);
+
+impl D {
+    #[inline(always)]
+    fn splat(self, x: f64) -> __m256d {
+        self.0.avx._mm256_set1_pd(x)
+    }
+    #[inline(always)]
+    fn add(self, a: __m256d, b: __m256d) -> __m256d {
+        self.0.avx._mm256_add_pd(a, b)
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256d, b: __m256d) -> __m256d {
+        self.0.avx._mm256_sub_pd(a, b)
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256d, b: __m256d) -> __m256d {
+        self.0.avx._mm256_mul_pd(a, b)
+    }
+    #[inline(always)]
+    fn div(self, a: __m256d, b: __m256d) -> __m256d {
+        self.0.avx._mm256_div_pd(a, b)
+    }
+    /// `a · b + c`, rounded once (`f64::mul_add`).
+    #[inline(always)]
+    fn fma(self, a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+        self.0.fma._mm256_fmadd_pd(a, b, c)
+    }
+    #[inline(always)]
+    fn neg(self, a: __m256d) -> __m256d {
+        self.0.avx._mm256_xor_pd(a, self.splat(-0.0))
+    }
+    #[inline(always)]
+    fn select(self, mask: __m256d, t: __m256d, f: __m256d) -> __m256d {
+        self.0.avx._mm256_blendv_pd(f, t, mask)
+    }
+    #[inline(always)]
+    fn lt(self, a: __m256d, b: __m256d) -> __m256d {
+        self.0.avx._mm256_cmp_pd::<0x11>(a, b) // _CMP_LT_OQ
+    }
+    #[inline(always)]
+    fn le(self, a: __m256d, b: __m256d) -> __m256d {
+        self.0.avx._mm256_cmp_pd::<0x12>(a, b) // _CMP_LE_OQ
+    }
+    #[inline(always)]
+    fn bits(self, a: __m256d) -> __m256i {
+        self.0.avx._mm256_castpd_si256(a)
+    }
+    #[inline(always)]
+    fn of_bits(self, a: __m256i) -> __m256d {
+        self.0.avx._mm256_castsi256_pd(a)
+    }
+    #[inline(always)]
+    fn splat_i(self, x: i64) -> __m256i {
+        self.0.avx._mm256_set1_epi64x(x)
+    }
+    /// `x as f64` for four `u32` (exact): flip the sign bit, convert as `i32`, add `2^31` back.
+    #[inline(always)]
+    fn convert_u32(self, x: __m128i) -> __m256d {
+        let v = self.0;
+        let signed = v.sse2._mm_xor_si128(x, v.sse2._mm_set1_epi32(i32::MIN));
+        self.add(v.avx._mm256_cvtepi32_pd(signed), self.splat(2147483648.0))
+    }
+    /// `k as f64` for integers `|k| < 2^51` in 64-bit lanes (exact): `(1.5 · 2^52 + k) - 1.5 · 2^52`.
+    #[inline(always)]
+    fn convert_small_i64(self, k: __m256i) -> __m256d {
+        const MAGIC: f64 = 6755399441055744.0;
+        let sum = self.0.avx2._mm256_add_epi64(self.bits(self.splat(MAGIC)), k);
+        self.sub(self.of_bits(sum), self.splat(MAGIC))
+    }
+}
+
+/// `uniform_f64` on four lanes: `x · 2⁻³² + 2⁻³³`.
+#[inline(always)]
+fn uniform_f64(d: D, x: __m128i) -> __m256d {
+    d.add(d.mul(d.convert_u32(x), d.splat(UNIFORM_SCALE_F64)), d.splat(UNIFORM_OFFSET_F64))
+}
+
+/// `log_f64` for positive, normal, finite lanes (the scalar form's main path).
+#[inline(always)]
+fn log_normal_positive_f64(d: D, x: __m256d) -> __m256d {
+    let v = d.0;
+    let bits = d.bits(x);
+    let mut k = v.avx2._mm256_sub_epi64(v.avx2._mm256_srli_epi64::<52>(bits), d.splat_i(1023));
+    let mut mbits = v.avx2._mm256_or_si256(
+        v.avx2._mm256_and_si256(bits, d.splat_i(0x000F_FFFF_FFFF_FFFF)),
+        d.splat_i(0x3FF0_0000_0000_0000),
+    );
+    let above = v.avx2._mm256_cmpgt_epi64(mbits, d.splat_i(0x3FF6_A09E_667F_3BCD)); // both operands positive
+    mbits = v.avx2._mm256_sub_epi64(mbits, v.avx2._mm256_and_si256(above, d.splat_i(0x0010_0000_0000_0000)));
+    k = v.avx2._mm256_sub_epi64(k, above); // `above` is -1 where set
+    let one = d.splat(1.0);
+    let fr = d.sub(d.of_bits(mbits), one);
+    let s = d.div(fr, d.add(d.splat(2.0), fr));
+    let z = d.mul(s, s);
+    let c = &LOG_F64;
+    let mut p = d.splat(c[6]);
+    for &ci in c[..6].iter().rev() {
+        p = d.fma(p, z, d.splat(ci));
+    }
+    let r = d.mul(z, p);
+    let hfsq = d.mul(d.mul(d.splat(0.5), fr), fr);
+    let dk = d.convert_small_i64(k);
+    let inner = d.fma(s, d.add(hfsq, r), d.mul(dk, d.splat(LN2_LO_F64)));
+    d.sub(d.mul(dk, d.splat(LN2_HI_F64)), d.sub(d.sub(hfsq, inner), fr))
+}
+
+#[inline(always)]
+fn two_sum_f64(d: D, a: __m256d, b: __m256d) -> (__m256d, __m256d) {
+    let s = d.add(a, b);
+    let bb = d.sub(s, a);
+    (s, d.add(d.sub(a, d.sub(s, bb)), d.sub(b, bb)))
+}
+
+#[inline(always)]
+fn sin_kernel_f64(d: D, r_hi: __m256d, r_lo: __m256d) -> __m256d {
+    let z = d.mul(r_hi, r_hi);
+    let v = d.mul(z, r_hi);
+    let c = &SIN_F64;
+    let mut p = d.splat(c[5]);
+    for &ci in c[..5].iter().rev() {
+        p = d.fma(p, z, d.splat(ci));
+    }
+    d.add(r_hi, d.fma(v, p, d.fma(d.mul(d.splat(-0.5), z), r_lo, r_lo)))
+}
+
+#[inline(always)]
+fn cos_kernel_f64(d: D, r_hi: __m256d, r_lo: __m256d) -> __m256d {
+    let z = d.mul(r_hi, r_hi);
+    let z_lo = d.fma(r_hi, r_hi, d.neg(z));
+    let hz = d.mul(d.splat(0.5), z);
+    let one = d.splat(1.0);
+    let w = d.sub(one, hz);
+    let c = &COS_F64;
+    let mut p = d.splat(c[5]);
+    for &ci in c[..5].iter().rev() {
+        p = d.fma(p, z, d.splat(ci));
+    }
+    let tail = d.fma(d.mul(z, z), p, d.neg(d.mul(r_hi, r_lo)));
+    d.add(w, d.add(d.sub(d.sub(d.sub(one, w), hz), d.mul(d.splat(0.5), z_lo)), tail))
+}
+
+/// `sincos_f64` for finite, positive lanes below `2^30`: `(sin x, cos x)`.
+#[inline(always)]
+fn sincos_positive_f64(d: D, x: __m256d) -> (__m256d, __m256d) {
+    let v = d.0;
+    const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52, as in the scalar form
+                                           // Cody–Waite (the scalar `rem_pio2` below 2^30). `t` holds k in its low mantissa bits.
+    let t = d.fma(x, d.splat(TWO_OVER_PI_F64), d.splat(SHIFT));
+    let k = d.sub(t, d.splat(SHIFT));
+    let r1 = d.fma(d.neg(k), d.splat(PIO2_1_F64), x);
+    let w_hi = d.mul(k, d.splat(PIO2_2_F64));
+    let w_lo = d.fma(k, d.splat(PIO2_2_F64), d.neg(w_hi));
+    let (s, e) = two_sum_f64(d, r1, d.neg(w_hi));
+    let lo = d.sub(d.sub(e, w_lo), d.mul(k, d.splat(PIO2_3_F64)));
+    let (r_hi, r_lo) = two_sum_f64(d, s, lo);
+    let q = v.avx2._mm256_and_si256(d.bits(t), d.splat_i(3)); // k & 3 (k >= 0)
+    let small = d.le(x, d.splat(core::f64::consts::FRAC_PI_4));
+    let h = d.select(small, x, r_hi);
+    let l = d.select(small, d.splat(0.0), r_lo);
+    let q = v.avx2._mm256_andnot_si256(d.bits(small), q);
+    let sn = sin_kernel_f64(d, h, l);
+    let cs = cos_kernel_f64(d, h, l);
+    let odd = d.of_bits(v.avx2._mm256_cmpeq_epi64(v.avx2._mm256_and_si256(q, d.splat_i(1)), d.splat_i(1)));
+    let (sin_v, cos_v) = (d.select(odd, cs, sn), d.select(odd, sn, cs));
+    let sin_neg = v.avx2._mm256_slli_epi64::<62>(v.avx2._mm256_and_si256(q, d.splat_i(2)));
+    let cos_neg = v.avx2._mm256_slli_epi64::<63>(v.avx2._mm256_xor_si256(q, v.avx2._mm256_srli_epi64::<1>(q)));
+    let sin_v = d.of_bits(v.avx2._mm256_xor_si256(d.bits(sin_v), sin_neg));
+    let cos_v = d.of_bits(v.avx2._mm256_xor_si256(d.bits(cos_v), cos_neg));
+    let tiny = d.lt(x, d.splat(7.450580596923828e-9)); // |x| < 2^-27: (x, 1)
+    (d.select(tiny, x, sin_v), d.select(tiny, d.splat(1.0), cos_v))
+}
+
+#[inline(always)]
+fn radius_f64(d: D, u: __m128i) -> __m256d {
+    let l = log_normal_positive_f64(d, uniform_f64(d, u));
+    d.0.avx._mm256_sqrt_pd(d.mul(d.splat(-2.0), l))
+}
+
+#[inline(always)]
+fn angle_f64(d: D, v: __m128i) -> (__m256d, __m256d) {
+    sincos_positive_f64(d, d.mul(d.splat(TAU_F64), uniform_f64(d, v)))
+}
+
+/// [`box_muller_f64`](super::box_muller_f64) on four pairs of words: `(r cos θ, r sin θ)` lane by lane.
+#[inline(always)]
+pub(crate) fn box_muller_f64x4(simd: V3, u: __m128i, v: __m128i) -> (__m256d, __m256d) {
+    let d = D(simd);
+    let r = radius_f64(d, u);
+    let (s, c) = angle_f64(d, v);
+    (d.mul(r, c), d.mul(r, s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     struct Lanes<'a> {
+        simd: V3,
         words: &'a [u32],
-        out: &'a mut [[f32; 3]],
+        out32: &'a mut [[f32; 3]],
+        out64: &'a mut [[f64; 3]],
     }
 
     impl pulp::WithSimd for Lanes<'_> {
         type Output = ();
         #[inline(always)]
         fn with_simd<S: pulp::Simd>(self, _: S) {
-            let simd = V3::try_new().expect("V3");
-            let f = F(simd);
-            for (w, o) in self.words.chunks_exact(8).zip(self.out.chunks_exact_mut(8)) {
+            let (f, d) = (F(self.simd), D(self.simd));
+            for ((w, o32), o64) in
+                self.words.chunks_exact(8).zip(self.out32.chunks_exact_mut(8)).zip(self.out64.chunks_exact_mut(8))
+            {
                 let x: __m256i = pulp::cast(<[u32; 8]>::try_from(w).unwrap());
                 let r: [f32; 8] = pulp::cast(radius(f, x));
                 let (s, c) = angle(f, x);
                 let (s, c): ([f32; 8], [f32; 8]) = (pulp::cast(s), pulp::cast(c));
                 for j in 0..8 {
-                    o[j] = [r[j], s[j], c[j]];
+                    o32[j] = [r[j], s[j], c[j]];
+                }
+                for half in 0..2 {
+                    let x: __m128i = pulp::cast(<[u32; 4]>::try_from(&w[4 * half..4 * half + 4]).unwrap());
+                    let r: [f64; 4] = pulp::cast(radius_f64(d, x));
+                    let (s, c) = angle_f64(d, x);
+                    let (s, c): ([f64; 4], [f64; 4]) = (pulp::cast(s), pulp::cast(c));
+                    for j in 0..4 {
+                        o64[4 * half + j] = [r[j], s[j], c[j]];
+                    }
                 }
             }
         }
     }
 
-    /// The radius and the angle's sine and cosine of every word in `words` (a multiple of 8 long).
-    fn vector_parts(simd: V3, words: &[u32]) -> Vec<[f32; 3]> {
-        let mut out = vec![[0.0; 3]; words.len()];
-        pulp::Simd::vectorize(simd, Lanes { words, out: &mut out });
-        out
-    }
-
-    fn scalar_parts(w: u32) -> [f32; 3] {
-        let r = (-2.0 * super::super::log_f32(super::super::uniform_f32(w))).sqrt();
-        let (s, c) = super::super::sincos_f32(TAU_F32 * super::super::uniform_f32(w));
-        [r, s, c]
-    }
-
     fn check(simd: V3, words: &[u32]) {
-        for (w, got) in words.iter().zip(vector_parts(simd, words)) {
-            let want = scalar_parts(*w);
-            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "word {w:#x}: {got:?} vs {want:?}");
+        let mut out32 = vec![[0.0f32; 3]; words.len()];
+        let mut out64 = vec![[0.0f64; 3]; words.len()];
+        pulp::Simd::vectorize(simd, Lanes { simd, words, out32: &mut out32, out64: &mut out64 });
+        use super::super::{log_f32, log_f64, sincos_f32, sincos_f64, uniform_f32, uniform_f64};
+        for ((&w, got32), got64) in words.iter().zip(out32).zip(out64) {
+            let r = (-2.0 * log_f32(uniform_f32(w))).sqrt();
+            let (s, c) = sincos_f32(TAU_F32 * uniform_f32(w));
+            assert_eq!(got32.map(f32::to_bits), [r, s, c].map(f32::to_bits), "f32, word {w:#x}: {got32:?}");
+            let r = (-2.0 * log_f64(uniform_f64(w))).sqrt();
+            let (s, c) = sincos_f64(TAU_F64 * uniform_f64(w));
+            assert_eq!(got64.map(f64::to_bits), [r, s, c].map(f64::to_bits), "f64, word {w:#x}: {got64:?}");
         }
     }
 
@@ -280,7 +485,9 @@ mod tests {
             let p = 1u32 << b;
             words.extend([p, p - 1, p.wrapping_add(1)]);
         }
-        // Around the angle thresholds: θ = 2π u crosses 2^-13 near u = 83 000 and π/4 near u = 2^29.
+        // Around the angle thresholds: θ = 2π u crosses 2^-13 (binary32) near u = 83 000, 2^-27 (binary64)
+        // near u = 5, and π/4 near u = 2^29.
+        words.extend(0..100);
         words.extend(80_000..90_000);
         words.extend((1 << 29) - 4096..(1 << 29) + 4096);
         words.extend((0..(1u64 << 32)).step_by(4099).map(|w| w as u32));
@@ -288,7 +495,7 @@ mod tests {
         check(simd, &words);
     }
 
-    /// Every 32-bit word (2^32 of them; about a minute in a release build):
+    /// Every 32-bit word (2^32 of them; a few minutes in a release build):
     /// `cargo test --release -p streamdsl --lib every_input_matches -- --ignored`.
     #[test]
     #[ignore]
