@@ -81,6 +81,8 @@ mod double;
 mod reduce;
 mod single;
 mod sum;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vector;
 
 #[cfg(test)]
 mod tests;
@@ -284,14 +286,22 @@ pub fn sincos_f64(x: f64) -> (f64, f64) {
 /// the mapping `randn` uses on every backend, public as `random::uniform_f32`.
 #[inline(always)]
 pub(crate) fn uniform_f32(x: u32) -> f32 {
-    x as f32 * 2.328_306_4e-10 + 1.164_153_2e-10
+    x as f32 * UNIFORM_SCALE_F32 + UNIFORM_OFFSET_F32
 }
+
+/// `2⁻³²` and `2⁻³³` in binary32: the scale and offset of [`uniform_f32`].
+const UNIFORM_SCALE_F32: f32 = 2.328_306_4e-10;
+const UNIFORM_OFFSET_F32: f32 = 1.164_153_2e-10;
 
 /// The same in binary64 (`random::uniform_f64`).
 #[inline(always)]
 pub(crate) fn uniform_f64(x: u32) -> f64 {
-    x as f64 * 2.328_306_436_538_696_3e-10 + 1.164_153_218_269_348_1e-10
+    x as f64 * UNIFORM_SCALE_F64 + UNIFORM_OFFSET_F64
 }
+
+/// `2⁻³²` and `2⁻³³` in binary64: the scale and offset of [`uniform_f64`].
+const UNIFORM_SCALE_F64: f64 = 2.328_306_436_538_696_3e-10;
+const UNIFORM_OFFSET_F64: f64 = 1.164_153_218_269_348_1e-10;
 
 #[inline(always)]
 fn box_muller_f32_portable(u: u32, v: u32) -> (f32, f32) {

@@ -14,7 +14,7 @@ pub(crate) const SUM_LANES: usize = 256;
 pub(crate) const SUM_CHUNK: usize = 16 * SUM_LANES;
 
 /// The sum of one chunk (at most [`SUM_CHUNK`] values, widened to f64 by `wide`) along the tree.
-#[inline]
+#[inline(always)] // so that callers compiled for AVX2 (the CPU kernels) vectorise it
 pub(crate) fn chunk_sum<E: Copy>(values: &[E], wide: impl Fn(E) -> f64) -> f64 {
     debug_assert!(values.len() <= SUM_CHUNK);
     let mut lanes = [0.0f64; SUM_LANES];

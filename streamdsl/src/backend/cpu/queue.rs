@@ -108,7 +108,7 @@ impl Kernels for Queue<'_> {
     }
 
     fn copy<T: Element>(&self, src: &Arc<Storage<T>>, dst: &Arc<Storage<T>>) -> Result<()> {
-        self.launch("copy_", &[src], dst, |i, o| o.copy_from_slice(i[0]))
+        self.launch("copy_", &[src], dst, |i, o| kernels::copy(i[0], o))
     }
 
     fn convert<T: Element, U: Element>(&self, a: &Arc<Storage<T>>, out: &Arc<Storage<U>>) -> Result<()> {
@@ -130,7 +130,7 @@ impl Kernels for Queue<'_> {
     }
 
     fn upload<T: Element>(&self, data: Vec<T>, out: &Arc<Storage<T>>) -> Result<()> {
-        self.launch::<T, T>("to_device", &[], out, move |_, o| o.copy_from_slice(&data))
+        self.launch::<T, T>("to_device", &[], out, move |_, o| kernels::copy(&data, o))
     }
 
     /// Copies the data once its last write has completed. The copy is an op of this (transient, highest
