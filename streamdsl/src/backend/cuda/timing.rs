@@ -182,7 +182,7 @@ impl Timing {
         let mut st = self.state();
         st.submissions += 1;
         let streams: Vec<u64> = match stream {
-            Some(s) if st.submissions % POLL_ALL_EVERY != 0 => vec![s],
+            Some(s) if !st.submissions.is_multiple_of(POLL_ALL_EVERY) => vec![s],
             _ => st.pending.keys().copied().collect(),
         };
         let State { idle, anchors, pending, .. } = &mut *st;
