@@ -65,7 +65,9 @@
 //! device's own, and positions are exact to within half the reference's round trip (microseconds on a GPU,
 //! more on the simulated driver when its threads are busy). A start is never placed before its op's enqueue
 //! time, nor an end before its start, and the reference is renewed every 10 seconds so the milliseconds keep
-//! their resolution. Tracing adds two event records per op on CUDA; off, it adds nothing.
+//! their resolution. The start event is recorded before the op's work is enqueued: on an idle stream, time
+//! the host spends enqueueing (compiling a kernel on its first use, a pageable copy) counts in the op's
+//! duration. Tracing adds two event records per op on CUDA; off, it adds nothing.
 //!
 //! ## Memory
 //!

@@ -41,6 +41,13 @@
 //! gets a new one at its next use. On a real GPU a device fault breaks the whole context, so there every
 //! stream reports it.
 //!
+//! # Tracing
+//!
+//! With `crate::trace` on, `submit` records the op (enqueue time, hazard waits) under `state`, then, holding
+//! only the enqueue lock, a timed event before the op's work and another after it; `timing` resolves them
+//! into start and end with non-blocking queries (later submissions, and every trace snapshot). Off, a
+//! submission pays one relaxed load for tracing and records no extra event.
+//!
 //! # Contexts
 //!
 //! Every call that talks to the driver binds the device's primary context for its duration and then restores

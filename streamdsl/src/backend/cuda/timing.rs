@@ -9,7 +9,10 @@
 //! stream through the hook the machine registers ([`crate::trace::on_snapshot`]). A completed pair gives the
 //! op its start and end; a pair the driver reports failed (a fault on the stream) is dropped and its op keeps
 //! its enqueue time only; a pair still pending (work that has not run, or never will, on a stream that is
-//! blocked) stays queued for a later query. Timed events come from a pool of their own (the machine's point
+//! blocked) stays queued for a later query. The start event is recorded before the op's work is enqueued, so
+//! an op whose host side is slow to enqueue (a kernel compiled on its first use, a pageable copy) while its
+//! stream is idle shows that time in its duration, as a profiler would show the stream waiting for it. Timed
+//! events come from a pool of their own (the machine's point
 //! events are created without timing, which makes them cheaper to record and to wait on).
 //!
 //! # From the device's clock to the trace's
