@@ -4,13 +4,14 @@
 //! Tracing is process-wide, so every test here holds one lock while it records.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use streamdsl::__private::{busy_on, cuda as machine};
 use streamdsl::prelude::*;
 use streamdsl::trace::{self, Status, StreamKey};
-use streamdsl_tests::{test_device, Gate};
+use streamdsl_tests::{cuda_or_skip, report, test_device, Gate};
 
 static TRACING: Mutex<()> = Mutex::new(());
 
@@ -287,12 +288,11 @@ fn device_ops_are_traced(dev: &Device) -> Result<()> {
     // The hazard tracker's wait for `a` is an arrow from the fill to the add.
     let flows: Vec<(&str, &str)> = t.flows().iter().map(|f| (t.ops[f.from].op, t.ops[f.to].op)).collect();
     assert!(flows.contains(&("fill", "add")), "{flows:?}");
-    if dev.is_cpu() {
-        assert!(add.start.is_some() && add.status == Status::Completed);
-    } else {
-        // CUDA: enqueue times only, for now.
-        assert!(add.start.is_none() && add.status == Status::Pending);
-    }
+    // Both backends time the op: the CPU worker's clock, or CUDA's timed events (the sum after it on s2 has
+    // completed, so `stop` finds them complete).
+    assert_eq!(add.status, Status::Completed);
+    let (start, end) = (add.start.unwrap(), add.end.unwrap());
+    assert!(add.enqueued <= start && start <= end, "{add:?}");
     validate_chrome_trace(&t.to_chrome_json());
     assert_eq!(t.timeline().lanes(), 2);
     Ok(())
@@ -312,5 +312,180 @@ fn the_guard_writes_its_file_on_drop() -> Result<()> {
     let svg = std::fs::read_to_string(&path).unwrap();
     assert_eq!(lanes_in_svg(&svg), 1);
     std::fs::remove_dir_all(Path::new(&dir)).ok();
+    Ok(())
+}
+
+/// The ops traced on `stream`, sorted by start, each with its start and end (which every one must have).
+fn timed_spans(t: &trace::Trace, stream: &Stream) -> Vec<(&'static str, Duration, Duration)> {
+    let mut spans: Vec<_> = t
+        .ops_on(stream)
+        .map(|op| {
+            let (start, end) = (op.start.unwrap_or_else(|| panic!("{op:?} has a start")), op.end.unwrap());
+            assert_eq!(op.status, Status::Completed, "{op:?}");
+            assert!(op.enqueued <= start && start <= end, "{op:?}");
+            (op.op, start, end)
+        })
+        .collect();
+    spans.sort_by_key(|s| s.1);
+    spans
+}
+
+/// CUDA ops get start and end from timed events: after the enqueue, the end after the start, a kernel that
+/// spins for 60 ms lasts at least that long, one stream's ops one after another; the Chrome JSON has the
+/// slices with their durations; and the timed events go back to their pool.
+#[test]
+fn cuda_ops_are_timed_by_events() -> Result<()> {
+    let Some(dev) = cuda_or_skip("cuda_ops_are_timed_by_events") else { return Ok(()) };
+    let _x = exclusive();
+    let s = Stream::new(&dev)?;
+    trace::start();
+    let x = ops::full_on(&s, [4096], 1.5f32)?;
+    busy_on(&s, Duration::from_millis(60), 1)?;
+    let y = ops::add_on(&s, &x, &x)?;
+    busy_on(&s, Duration::from_millis(30), 1)?;
+    let total = ops::sum_on(&s, &y)?;
+    s.synchronize()?;
+    let t = trace::stop();
+    assert_eq!(total.item()?, 3.0 * 4096.0);
+    let spans = timed_spans(&t, &s);
+    let names: Vec<&str> = spans.iter().map(|s| s.0).collect();
+    assert_eq!(names, ["fill", "busy", "add", "busy", "sum"]);
+    assert!(spans.windows(2).all(|w| w[0].2 <= w[1].1), "one stream runs its ops one after another: {spans:?}");
+    let busy: Vec<Duration> = spans.iter().filter(|s| s.0 == "busy").map(|s| s.2 - s.1).collect();
+    assert!(busy[0] >= Duration::from_millis(55) && busy[1] >= Duration::from_millis(27), "{busy:?}");
+    assert!(busy[0] > busy[1], "the longer kernel lasts longer: {busy:?}");
+    // The JSON's slices carry the durations (microseconds).
+    let slices = validate_chrome_trace(&t.to_chrome_json());
+    let long = slices.iter().filter(|sl| sl.2 == "busy").map(|sl| sl.4).fold(0.0, f64::max);
+    assert!(long >= 55_000.0, "the 60 ms kernel's slice lasts {long} us");
+    let svg = t.timeline().to_string();
+    assert_eq!(lanes_in_svg(&svg), 1);
+    // Every pair was resolved and its events pooled: nothing pending, one reference event.
+    let [idle, pending, anchors] = machine::trace_timing(&dev).unwrap();
+    assert_eq!((pending, anchors), (0, 1));
+    assert!(idle >= 2, "the timed events went back to the pool ({idle})");
+    Ok(())
+}
+
+/// Two CUDA streams each running a long kernel overlap in the trace; each stream's own ops do not.
+#[test]
+fn cuda_streams_overlap_in_the_trace() -> Result<()> {
+    let Some(dev) = cuda_or_skip("cuda_streams_overlap_in_the_trace") else { return Ok(()) };
+    let _x = exclusive();
+    let (s1, s2) = (Stream::new(&dev)?, Stream::new(&dev)?);
+    let recording = trace::guard();
+    for _ in 0..2 {
+        busy_on(&s1, Duration::from_millis(150), 1)?;
+        busy_on(&s2, Duration::from_millis(150), 1)?;
+    }
+    let a = ops::full_on(&s1, [1024], 2.0f32)?;
+    let b = ops::mul_on(&s2, &a, &a)?; // waits for s1's work: ordered after it in the trace too
+    s1.synchronize()?;
+    s2.synchronize()?;
+    let t = recording.finish();
+    let overlap = t.overlap(&s1, &s2);
+    assert!(overlap >= Duration::from_millis(100), "two 300 ms runs of kernels overlap by {overlap:?}");
+    for s in [&s1, &s2] {
+        let spans = timed_spans(&t, s);
+        assert!(spans.windows(2).all(|w| w[0].2 <= w[1].1), "{spans:?}");
+    }
+    let fill = t.ops_on(&s1).find(|o| o.op == "fill").unwrap();
+    let mul = t.ops_on(&s2).find(|o| o.op == "mul").unwrap();
+    assert!(fill.end.unwrap() <= mul.start.unwrap(), "the hazard wait orders the mul after the fill");
+    assert_eq!(b.to_vec()?, vec![4.0; 1024]);
+    // The JSON shows it too: busy slices on the two stream tracks intersect in time.
+    let slices = validate_chrome_trace(&t.to_chrome_json());
+    let on_track = |tid: i64| slices.iter().filter(move |sl| sl.1 == tid && sl.2 == "busy");
+    let (p, c) = (s1.id() as i64 + 1, s2.id() as i64 + 1);
+    let crossing = on_track(p).any(|a| on_track(c).any(|b| a.3 < b.3 + b.4 && b.3 < a.3 + a.4));
+    assert!(crossing, "overlapping slices on the two stream tracks");
+    assert_eq!(t.timeline().lanes(), 2);
+    Ok(())
+}
+
+/// Runs `f` on a thread of its own; its result if it returns within `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// `stop` never waits for work: on a stream blocked by a host function it returns at once, with the work
+/// behind the block still pending (a later snapshot fills in its times once it ran); on a stream whose
+/// kernel faulted (injected into the simulated driver), the failed work keeps its enqueue time only.
+#[test]
+fn cuda_stop_returns_with_blocked_and_faulted_streams() -> Result<()> {
+    let test = "cuda_stop_returns_with_blocked_and_faulted_streams";
+    let Some(dev) = cuda_or_skip(test) else { return Ok(()) };
+    let _x = exclusive();
+    let blocked = Stream::new(&dev)?;
+    let gate = Gate::new();
+    trace::start();
+    let held = gate.clone();
+    blocked.launch_host_func(move || held.wait());
+    let x = ops::full_on(&blocked, [256], 1.0f32)?;
+    let begun = Instant::now();
+    let t = within(Duration::from_secs(20), trace::stop).expect("stop returns while a stream is blocked");
+    let waited = begun.elapsed();
+    let fill = t.ops_on(&blocked).find(|o| o.op == "fill").unwrap();
+    assert!(fill.start.is_none() && fill.status == Status::Pending, "{fill:?}");
+    gate.open();
+    blocked.synchronize()?;
+    let later = trace::snapshot();
+    let fill = later.ops_on(&blocked).find(|o| o.op == "fill").unwrap();
+    assert_eq!(fill.status, Status::Completed, "a later snapshot resolves what completed since");
+    assert!(fill.start.unwrap() >= fill.enqueued && fill.end.unwrap() >= fill.start.unwrap());
+    assert!(waited < Duration::from_secs(20));
+    drop(x);
+
+    if !machine::on_simulator() {
+        report(&format!("skipped the fault half of {test}: it injects a fault into the simulated driver"));
+        return Ok(());
+    }
+    let s = Stream::new(&dev)?;
+    let x = ops::full_on(&s, [256], 1.0f32)?;
+    s.synchronize()?;
+    trace::start();
+    let ok = ops::add_scalar_on(&s, &x, 1.0)?;
+    s.synchronize()?;
+    assert!(machine::sim_fault_next());
+    let bad = ops::add_scalar_on(&s, &x, 2.0)?; // enqueued; faults when it runs
+    let after = ops::add_scalar_on(&s, &x, 3.0); // enqueued behind the fault, or refused once it is known
+    let t = within(Duration::from_secs(20), trace::stop).expect("stop returns with a faulted stream");
+    assert!(s.synchronize().is_err(), "the fault poisons the stream");
+    let t2 = within(Duration::from_secs(20), trace::snapshot).expect("snapshot returns with a poisoned stream");
+    let adds: Vec<_> = t2.ops_on(&s).filter(|o| o.op == "add").collect();
+    assert!(adds.len() >= 2, "{adds:?}");
+    assert_eq!(adds[0].status, Status::Completed);
+    assert!(adds[0].start.is_some() && adds[0].end.is_some());
+    for op in &adds[1..] {
+        assert!(op.start.is_none() && op.end.is_none(), "failed work keeps its enqueue time: {op:?}");
+        assert_ne!(op.status, Status::Completed);
+    }
+    assert!(t.ops_on(&s).count() >= 2);
+    let [_, pending, _] = machine::trace_timing(&dev).unwrap();
+    assert_eq!(pending, 0, "the faulted pairs were given up, not kept");
+    validate_chrome_trace(&t2.to_chrome_json());
+    t2.timeline();
+    s.clear_error();
+    drop((ok, bad, after));
+    Ok(())
+}
+
+/// Tracing off, the CUDA machine records no timed events.
+#[test]
+fn cuda_records_no_timed_events_while_off() -> Result<()> {
+    let Some(dev) = cuda_or_skip("cuda_records_no_timed_events_while_off") else { return Ok(()) };
+    let _x = exclusive();
+    assert!(!trace::is_enabled());
+    let s = Stream::new(&dev)?;
+    let before = machine::trace_timing(&dev).unwrap();
+    let x = ops::full_on(&s, [64], 1.0f32)?;
+    let y = ops::add_on(&s, &x, &x)?;
+    busy_on(&s, Duration::from_millis(1), 1)?;
+    assert_eq!(y.to_vec()?, vec![2.0; 64]);
+    assert_eq!(machine::trace_timing(&dev).unwrap(), before, "no timed events taken or queued");
     Ok(())
 }

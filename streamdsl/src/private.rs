@@ -100,6 +100,11 @@ pub mod cuda {
         machine(dev).map(|m| m.leaked_frees())
     }
 
+    /// Tracing's timed events (start and end of traced ops): `[idle, pending pairs, anchors]`.
+    pub fn trace_timing(dev: &Device) -> Option<[usize; 3]> {
+        machine(dev).map(|m| m.trace_timing())
+    }
+
     /// The machine's pooled events: `[idle, pinned by a host waiter]`.
     pub fn event_pool(dev: &Device) -> Option<[usize; 2]> {
         machine(dev).map(|m| m.event_pool())

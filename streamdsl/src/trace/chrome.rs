@@ -2,8 +2,9 @@
 //! <https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU>.
 //!
 //! Layout: process 1 is the host (a track per thread that blocked), processes 2, 3, … the devices, with a
-//! track per stream (the lane order of the SVG timeline). Every op is a complete event (`X`); on the CUDA
-//! backend, where only the enqueue time is known, with a zero duration. Each wait is a flow (`s` inside the op
+//! track per stream (the lane order of the SVG timeline). Every op is a complete event (`X`) from its start to
+//! its end; an op whose times are not known (not run yet, or on CUDA a stream that faulted) sits at its enqueue
+//! time with a zero duration. Each wait is a flow (`s` inside the op
 //! waited for, `f` bound to the first op after the wait). Every event, metadata included, has `ph`, `ts`,
 //! `pid` and `tid`.
 

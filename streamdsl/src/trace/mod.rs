@@ -39,13 +39,35 @@
 //! Per op: the stream (device, id, name, priority), the op's name, the operands' dtypes and shapes and the
 //! bytes they span (for the ops of [`crate::ops`]; host functions and other work have none), and the times it
 //! was enqueued, started and ended. On the CPU backend start and end are the worker's clock around the
-//! kernel; on the CUDA backend only the enqueue time is recorded for now (timed events per op are a
-//! follow-up), so CUDA ops appear as instants. Per wait: the stream that waits, the point it waits for, and
+//! kernel. On the CUDA backend they come from two timed CUDA events the machine records on the op's stream
+//! while tracing is on, one before the op's device work (after the waits it needs) and one after it; see
+//! [CUDA times](#cuda-times). Per wait: the stream that waits, the point it waits for, and
 //! whether the hazard tracker inserted it (an op reading data another stream writes) or the program asked for
 //! it (`wait_event`, `wait_stream`); exporters draw each as an arrow from the work waited for to the first op
 //! after the wait. Per event record: its stream and completion time. Host calls that block — `synchronize`
 //! (streams and events), `to_vec`, `item` — with their thread. The CUDA backend records ops and their hazard
 //! dependencies; its event records and explicit waits are not traced yet.
+//!
+//! ## CUDA times
+//!
+//! Nothing waits for the timed events: the machine asks the driver whether they have completed
+//! (`cuEventQuery`, which never blocks) at later submissions on the stream and whenever a trace is read
+//! ([`snapshot`], [`stop`], a guard's end), so a trace taken after the work has completed (after a
+//! `synchronize`, a `to_vec` of its result, …) has every op's start and end, and one taken earlier has them
+//! for the work done so far (the rest are [`Status::Pending`] and a later [`snapshot`] fills them in). An op
+//! whose events the driver reports failed (its stream faulted) keeps its enqueue time only, as does work that
+//! never runs; neither holds up [`stop`].
+//!
+//! CUDA measures only between events (`cuEventElapsedTime`, in `f32` milliseconds). Each device has a
+//! reference event, recorded on an idle stream of its own while the host notes its clock before the record
+//! and after it completes; an op's start is that host time plus the time from the reference to the op's
+//! start event, and its end is its start plus the time between its two events. So durations are the
+//! device's own, and positions are exact to within half the reference's round trip (microseconds on a GPU,
+//! more on the simulated driver when its threads are busy). A start is never placed before its op's enqueue
+//! time, nor an end before its start, and the reference is renewed every 10 seconds so the milliseconds keep
+//! their resolution. The start event is recorded before the op's work is enqueued: on an idle stream, time
+//! the host spends enqueueing (compiling a kernel on its first use, a pageable copy) counts in the op's
+//! duration. Tracing adds two event records per op on CUDA; off, it adds nothing.
 //!
 //! ## Memory
 //!
@@ -69,8 +91,8 @@ use crate::dtype::DType;
 pub use svg::Timeline;
 
 pub(crate) use ring::{
-    completed, cuda_submitted, describe, enabled, event_enqueued, host_call, op_enqueued, op_ran, reader_stream,
-    stream_created, wait_enqueued, Outcome, StreamRef,
+    completed, cuda_submitted, describe, device_ran, enabled, event_enqueued, failed, host_call, on_snapshot,
+    op_enqueued, op_ran, reader_stream, stream_created, wait_enqueued, Outcome, StreamRef,
 };
 
 /// The ring's capacity unless [`start_with_capacity`] or `STREAMDSL_TRACE_CAPACITY` says otherwise.
@@ -143,6 +165,7 @@ pub fn is_enabled() -> bool {
 /// # Ok::<(), streamdsl::Error>(())
 /// ```
 pub fn snapshot() -> Trace {
+    ring::flush_machines();
     ring::with_ring(Trace::from_ring)
 }
 
@@ -346,11 +369,12 @@ impl fmt::Display for TensorInfo {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
-    /// Not run yet when the trace was taken (or, on CUDA, not timed).
+    /// Not run yet when the trace was taken (on CUDA: its timed events had not completed, or never will
+    /// because its stream faulted).
     Pending,
     /// Ran and succeeded.
     Completed,
-    /// Ran and failed (it poisoned its stream).
+    /// Ran and failed (it poisoned its stream; on CUDA, its enqueueing failed).
     Failed,
     /// Not run: its stream was poisoned or an input was.
     Skipped,

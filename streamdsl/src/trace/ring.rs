@@ -96,7 +96,13 @@ pub(crate) struct Shared {
     env_read: std::sync::OnceLock<()>,
     /// Where `STREAMDSL_TRACE` asked for the trace to be written at exit.
     exit_paths: Mutex<Vec<String>>,
+    /// What the machines resolve before a snapshot reads the ring (see [`on_snapshot`]).
+    flushers: Mutex<Vec<Flusher>>,
 }
+
+/// A machine's hook that fills in the times it learns late (the CUDA machine's timed events), without
+/// blocking: called before every snapshot, outside the ring's lock.
+pub(crate) type Flusher = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 static SHARED: ProcessWide<Shared> = ProcessWide::new("trace.shared", || Shared {
     copies: Mutex::new(Copies { on: false, flags: Vec::new() }),
@@ -104,6 +110,7 @@ static SHARED: ProcessWide<Shared> = ProcessWide::new("trace.shared", || Shared 
     args: ArgsSlot(this_copys_args),
     env_read: std::sync::OnceLock::new(),
     exit_paths: Mutex::new(Vec::new()),
+    flushers: Mutex::new(Vec::new()),
 });
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -344,6 +351,19 @@ pub(crate) fn stop() {
     ring().recording = false;
 }
 
+/// Registers `f` to run before every snapshot (once per machine: the list is never pruned).
+pub(crate) fn on_snapshot(f: Flusher) {
+    lock(&SHARED.get().flushers).push(f);
+}
+
+/// Runs the machines' flushers (see [`on_snapshot`]), holding no lock of the trace.
+pub(crate) fn flush_machines() {
+    let flushers = lock(&SHARED.get().flushers).clone();
+    for f in flushers {
+        f();
+    }
+}
+
 /// Runs `f` on the ring (for snapshots).
 pub(crate) fn with_ring<R>(f: impl FnOnce(&Ring) -> R) -> R {
     f(&ring())
@@ -452,6 +472,27 @@ pub(crate) fn op_ran(id: u64, start: Instant, end: Instant, ok: bool) {
     }
 }
 
+/// The op of record `id` ran on a device from `start` to `end` (times mapped from the device's clock, see
+/// the CUDA machine's `timing`): kept no earlier than the op's enqueue time, and the end no earlier than the
+/// start.
+pub(crate) fn device_ran(id: u64, start: Instant, end: Instant) {
+    let mut r = ring();
+    let (s, e) = (r.ns(start), r.ns(end));
+    if let Some(rec) = r.get_mut(id) {
+        let s = s.max(rec.enqueued);
+        rec.start = s;
+        rec.end = e.max(s);
+        rec.outcome = Outcome::Ok;
+    }
+}
+
+/// The op of record `id` failed when it was enqueued (its times stay unknown).
+pub(crate) fn failed(id: u64) {
+    if let Some(rec) = ring().get_mut(id) {
+        rec.outcome = Outcome::Failed;
+    }
+}
+
 /// Record `id` completed at `at` without running on a worker (a wait, an event record, or skipped work).
 pub(crate) fn completed(id: u64, at: Instant, outcome: Outcome) {
     let mut r = ring();
@@ -540,7 +581,8 @@ pub(crate) fn flush_env_paths() -> std::io::Result<bool> {
 }
 
 /// The CUDA machine enqueued `op` at `seq` of `stream` after waiting for `dependencies` (the hazard tracker's):
-/// records the op (enqueue time only) and a wait per dependency on another stream.
+/// records the op and a wait per dependency on another stream. The op's record id (0 when not recording):
+/// the machine fills in its start and end with [`device_ran`] once its timed events have completed.
 pub(crate) fn cuda_submitted(
     ordinal: usize,
     stream: u64,
@@ -548,11 +590,11 @@ pub(crate) fn cuda_submitted(
     seq: u64,
     op: &'static str,
     dependencies: &[crate::hazard::Point],
-) {
+) -> u64 {
     let device = Device::cuda_unopened(ordinal);
     for p in dependencies.iter().filter(|p| p.stream != stream) {
         let at = StreamRef { id: stream, name, priority: None };
         wait_enqueued(device, at, seq.saturating_sub(1), (p.stream, p.seq), true);
     }
-    op_enqueued(device, StreamRef { id: stream, name, priority: None }, seq, op);
+    op_enqueued(device, StreamRef { id: stream, name, priority: None }, seq, op)
 }

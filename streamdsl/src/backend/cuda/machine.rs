@@ -41,6 +41,13 @@
 //! gets a new one at its next use. On a real GPU a device fault breaks the whole context, so there every
 //! stream reports it.
 //!
+//! # Tracing
+//!
+//! With `crate::trace` on, `submit` records the op (enqueue time, hazard waits) under `state`, then, holding
+//! only the enqueue lock, a timed event before the op's work and another after it; `timing` resolves them
+//! into start and end with non-blocking queries (later submissions, and every trace snapshot). Off, a
+//! submission pays one relaxed load for tracing and records no extra event.
+//!
 //! # Contexts
 //!
 //! Every call that talks to the driver binds the device's primary context for its duration and then restores
@@ -58,6 +65,7 @@ use std::time::Duration;
 use cudarc::driver::sys::{self, CUcontext, CUdeviceptr, CUevent, CUfunction, CUmodule, CUresult, CUstream};
 
 use super::launch::Launcher;
+use super::timing::Timing;
 use crate::backend::{lock_log, panic_message, Access, HostWork, Stamp, Work};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -474,6 +482,8 @@ pub(crate) struct CudaMachine {
     deferred: Mutex<Deferred>,
     /// Buffers leaked because a driver call needed to free them safely failed.
     leaked: AtomicUsize,
+    /// The timed events that give traced ops their start and end (see `timing`).
+    timing: Arc<Timing>,
 }
 
 // SAFETY: every driver call first binds `ctx` on the calling thread; the raw handles are plain values shared
@@ -568,6 +578,7 @@ impl CudaMachine {
             pool,
             deferred: Mutex::default(),
             leaked: AtomicUsize::new(0),
+            timing: Arc::new(Timing::new(ctx)),
         })
     }
 
@@ -825,6 +836,11 @@ impl CudaMachine {
         self.leaked.load(Ordering::Relaxed)
     }
 
+    /// Test support: the tracing's timed events, `[idle, pending pairs, anchors]`.
+    pub(crate) fn trace_timing(&self) -> [usize; 3] {
+        self.timing.counts()
+    }
+
     /// Test support: `[idle, pinned]` pooled events.
     pub(crate) fn event_pool(&self) -> [usize; 2] {
         let st = self.state();
@@ -919,7 +935,7 @@ impl crate::backend::Machine for CudaMachine {
         let _queue = lock_quietly(&queue);
 
         // Under the state: refusals, the waits the accesses need, the reserved point, the accesses noted.
-        let (raw, next, event, poison_slot, name) = {
+        let (raw, next, event, poison_slot, name, traced) = {
             let mut st = self.lock_and_flush();
             let deps = loop {
                 let deps = access.dependencies(stream);
@@ -967,11 +983,20 @@ impl crate::backend::Machine for CudaMachine {
                 s.in_flight = true;
             }
             access.note(next, |p| st.settled(p));
-            // Tracing (`crate::trace`): the enqueue time and the hazard dependencies; no start/end times on CUDA yet.
-            if crate::trace::enabled() {
-                crate::trace::cuda_submitted(self.ordinal, stream, &name, next.seq, op, &deps);
-            }
-            (raw, next, event, poison_slot, name)
+            // Tracing (`crate::trace`): the enqueue time and the hazard dependencies now; start and end from
+            // timed events around the work (`timing`), resolved by later queries. Off: one relaxed load.
+            let traced = if crate::trace::enabled() {
+                crate::trace::cuda_submitted(self.ordinal, stream, &name, next.seq, op, &deps)
+            } else {
+                0
+            };
+            (raw, next, event, poison_slot, name, traced)
+        };
+        let started = if traced != 0 {
+            Timing::register(&self.timing);
+            self.timing.start(traced, raw)
+        } else {
+            None
         };
 
         // Holding only the stream's enqueue lock: the work (which may compile kernels or block in a pageable
@@ -981,6 +1006,9 @@ impl crate::backend::Machine for CudaMachine {
                 .unwrap_or_else(|panic| Err(Error::OpFailed { op: op.to_string(), message: panic_message(&*panic) })),
             Work::Host(w) => self.launch_host(raw, op, w, poison_slot),
         };
+        if let Some(started) = started {
+            self.timing.end(started, stream, raw, outcome.is_ok());
+        }
         // SAFETY: a live event and stream of this machine.
         let recorded = check("cuEventRecord", unsafe { sys::cuEventRecord(event, raw) });
         let drained = match recorded {
@@ -1032,6 +1060,12 @@ impl crate::backend::Machine for CudaMachine {
             }
         }
         drop(st);
+        if traced != 0 {
+            if failure.is_some() {
+                crate::trace::failed(traced);
+            }
+            self.timing.poll(Some(stream));
+        }
         match failure {
             Some(e) => Err(e),
             None => Ok(next),
