@@ -82,20 +82,20 @@ fn cast_mut<T: Element, U: Element>(x: &mut [T]) -> &mut [U] {
     unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<U>(), x.len()) }
 }
 
+/// Products per batch item below which a batched `mm` runs its items in parallel, each on one thread: `gemm`
+/// splits one small product poorly over threads (its small-size path), and the items are independent.
+const SMALL_PRODUCT: usize = 384 * 384 * 384;
+
 fn gemm_native<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
+    use rayon::prelude::*;
     let threads = rayon::current_num_threads();
-    let par = if d.m * d.n * d.k >= 48 * 48 * 48 && threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     let (m, k, n) = (d.m, d.k, d.n);
-    for i in 0..d.batch {
+    let work = m * n * k;
+    let item = |i: usize, o: &mut [T], par: gemm::Parallelism| {
         let a = &a[i * d.a_batch_stride..][..m * k];
         let b = &b[i * d.b_batch_stride..][..k * n];
-        let o = &mut out[i * m * n..][..m * n];
-        // SAFETY: the three slices are in bounds for row-major m×k, k×n and m×n matrices (checked above by
-        // the slicing), `o` does not alias `a` or `b` (distinct buffers), and `read_dst == false`.
+        // SAFETY: the three slices are in bounds for row-major m×k, k×n and m×n matrices (checked by the
+        // slicing), `o` does not alias `a` or `b` (distinct buffers), and `read_dst == false`.
         unsafe {
             gemm::gemm(
                 m,
@@ -119,6 +119,21 @@ fn gemm_native<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
                 par,
             );
         }
+    };
+    if m * n == 0 {
+        return;
+    }
+    let out = &mut out[..d.batch * m * n];
+    if threads > 1 && d.batch >= threads && work < SMALL_PRODUCT {
+        // Each output element is computed by one thread in the same order whatever the parallelism, so the
+        // bits do not depend on this choice.
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| item(i, o, gemm::Parallelism::None));
+        return;
+    }
+    let par =
+        if work >= 48 * 48 * 48 && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    for (i, o) in out.chunks_mut(m * n).enumerate() {
+        item(i, o, par);
     }
 }
 
@@ -147,5 +162,28 @@ mod tests {
         }
         check::<f16>();
         check::<bf16>();
+    }
+
+    /// A batch of small products runs its items in parallel, one thread each: the bits equal those of each
+    /// item multiplied on its own with `gemm` spread over every thread (and the CPU's one-item path).
+    #[test]
+    fn a_batch_of_small_products_has_the_bits_of_its_items() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let (batch, m, k, n) = (5, 61, 97, 67);
+        let a: Vec<f32> = (0..batch * m * k).map(|i| ((i * 37 % 101) as f32 / 101.0 - 0.5) * 3.0).collect();
+        let b: Vec<f32> = (0..batch * k * n).map(|i| ((i * 11 % 97) as f32 / 97.0 - 0.5) * 5.0).collect();
+        let d = MatmulDims { batch, m, k, n, a_batch_stride: m * k, b_batch_stride: k * n };
+        let mut out = vec![0.0f32; batch * m * n];
+        pool.install(|| matmul(&a, &b, &mut out, d)).unwrap();
+        for i in 0..batch {
+            let one = MatmulDims { batch: 1, a_batch_stride: 0, b_batch_stride: 0, ..d };
+            let mut want = vec![0.0f32; m * n];
+            pool.install(|| matmul(&a[i * m * k..][..m * k], &b[i * k * n..][..k * n], &mut want, one)).unwrap();
+            let got = &out[i * m * n..][..m * n];
+            assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "item {i}");
+            // And a value: row 0, column 0 against a plain f64 dot product.
+            let dot: f64 = (0..k).map(|j| a[i * m * k + j] as f64 * b[i * k * n + j * n] as f64).sum();
+            assert!((got[0] as f64 - dot).abs() <= 1e-4 * dot.abs().max(1.0), "item {i}: {} vs {dot}", got[0]);
+        }
     }
 }
