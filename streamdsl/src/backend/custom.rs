@@ -9,7 +9,7 @@ use std::any::TypeId;
 use std::fmt;
 use std::sync::Arc;
 
-use super::cpu::{Chunk, GridBlock};
+use super::cpu::{Chunk, GridBlock, Lane};
 use super::{Operand, Storage};
 use crate::dtype::{DType, Element};
 use crate::error::Result;
@@ -83,22 +83,22 @@ impl Compute<f32> for f32 {
 impl Compute<f32> for half::f16 {
     #[inline(always)]
     fn widen(self) -> f32 {
-        self.to_f32()
+        Lane::to32(self)
     }
     #[inline(always)]
     fn narrow(v: f32) -> Self {
-        Element::from_f32(v)
+        Lane::from32(v)
     }
 }
 
 impl Compute<f32> for half::bf16 {
     #[inline(always)]
     fn widen(self) -> f32 {
-        self.to_f32()
+        Lane::to32(self)
     }
     #[inline(always)]
     fn narrow(v: f32) -> Self {
-        Element::from_f32(v)
+        Lane::from32(v)
     }
 }
 

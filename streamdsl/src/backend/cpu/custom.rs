@@ -163,6 +163,8 @@ pub(crate) fn elementwise<T: Element, K: ElementwiseCpu<T>>(
             .collect::<Result<Vec<_>>>()?;
         // SAFETY: the outputs are fresh buffers of this op, distinct from each other and from every input.
         let mut outs: Vec<&mut [T]> = outs.iter().map(|o| unsafe { o.slice_mut() }).collect::<Result<_>>()?;
+        // Large fresh outputs are first touched here: one fault per huge page, as for the built-in ops.
+        outs.iter_mut().for_each(|o| super::advise_huge(o));
         let n: usize = shape.iter().product();
         let fma = has_fma();
         let run = |start: usize, chunk: &mut [&mut [T]]| {

@@ -18,7 +18,7 @@ pub(super) fn same<A: Element, B: Element>(x: A) -> B {
 
 /// The element types as the SIMD loops see them. Arithmetic on `f32`, `f16` and `bf16` is done in `f32`
 /// (exact widening, one rounding back), on `f64` in `f64`.
-pub(super) trait Lane: Element {
+pub(crate) trait Lane: Element {
     /// Widen to `f32`: exact for `f32`, `f16`, `bf16` (rounds for `f64`; the kernels never ask that).
     fn to32(self) -> f32;
     /// Round from `f32` to nearest even, once; a NaN becomes `0x7FFF` in `f16`/`bf16`.

@@ -28,7 +28,9 @@ mod reduce;
 
 pub(crate) use convert::convert;
 pub(crate) use elementwise::{binary, scalar};
+pub(crate) use lanes::Lane;
 pub(crate) use matmul::matmul;
+pub(crate) use pages::advise_huge;
 pub(crate) use randn::randn;
 pub(crate) use reduce::sum;
 

@@ -12,7 +12,7 @@
 const HUGE_MIN_BYTES: usize = 4 << 20;
 
 /// Asks the OS to back the 2 MiB-aligned part of `out` with huge pages (Linux; elsewhere nothing).
-pub(super) fn advise_huge<T>(out: &mut [T]) {
+pub(crate) fn advise_huge<T>(out: &mut [T]) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
