@@ -5,11 +5,11 @@
 use std::f32::consts::FRAC_1_SQRT_2;
 
 use streamdsl::half::{bf16, f16};
-use streamdsl::jit::{Arch, KernelCache, KernelSource, Nvrtc};
+use streamdsl::jit::{Arch, KernelCache, KernelSource};
 use streamdsl::kernel::LaunchConfig;
 use streamdsl::math;
 use streamdsl::prelude::*;
-use streamdsl_tests::{cpu_test, report, test_device};
+use streamdsl_tests::{cpu_test, nvrtc_or_skip, report, test_device};
 
 // ---- kernels -------------------------------------------------------------------------------------------------
 
@@ -723,19 +723,6 @@ fn sources() -> Vec<(&'static KernelSource, &'static [DType])> {
         (&shift_left::CUDA_SOURCE, ONE),
         (&divide::CUDA_SOURCE, ONE),
     ]
-}
-
-fn nvrtc_or_skip(test: &str) -> Option<Nvrtc> {
-    match Nvrtc::find() {
-        Ok(n) => Some(n),
-        Err(e) if std::env::var("STREAMDSL_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
-            panic!("{test}: STREAMDSL_REQUIRE_NVRTC=1 but {e}")
-        }
-        Err(e) => {
-            report(&format!("skipped {test}: {e}"));
-            None
-        }
-    }
 }
 
 #[test]

@@ -5,21 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use streamdsl::jit::{catalog, Arch, CacheOutcome, KernelCache, KernelSpec, Nvrtc};
+use streamdsl::jit::{catalog, Arch, CacheOutcome, KernelCache, KernelSpec};
 use streamdsl::{DType, Error};
-
-fn nvrtc_or_skip(test: &str) -> Option<Nvrtc> {
-    match Nvrtc::find() {
-        Ok(n) => Some(n),
-        Err(e) if std::env::var("STREAMDSL_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
-            panic!("{test}: STREAMDSL_REQUIRE_NVRTC=1 but {e}")
-        }
-        Err(e) => {
-            streamdsl_tests::report(&format!("skipped {test}: {e}"));
-            None
-        }
-    }
-}
+use streamdsl_tests::nvrtc_or_skip;
 
 fn temp_cache_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("streamdsl-test-{name}-{}", std::process::id()));

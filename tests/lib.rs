@@ -19,6 +19,21 @@ pub fn cuda_or_skip(test: &str) -> Option<Device> {
     }
 }
 
+/// NVRTC, or `None` (with a printed reason) where it is not found. `STREAMDSL_REQUIRE_NVRTC=1` (set by
+/// `./scripts/test`, which installs the wheel) turns a missing NVRTC into a failure.
+pub fn nvrtc_or_skip(test: &str) -> Option<streamdsl::jit::Nvrtc> {
+    match streamdsl::jit::Nvrtc::find() {
+        Ok(n) => Some(n),
+        Err(e) if std::env::var("STREAMDSL_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
+            panic!("{test}: STREAMDSL_REQUIRE_NVRTC=1 but {e}")
+        }
+        Err(e) => {
+            report(&format!("skipped {test}: {e}"));
+            None
+        }
+    }
+}
+
 /// Reports a line about the run (what was skipped and why, what the compile tests covered) where a passing
 /// test's output is not hidden: appended to the file `STREAMDSL_TEST_REPORT` names (`./scripts/test` prints
 /// it after the tests), else written to the real stderr rather than the harness's captured output.

@@ -62,6 +62,28 @@ fn builtins_beside(nvrtc: &Path) -> Option<std::path::PathBuf> {
 
 /// Compiles `source` (named `name` in messages) with `options`; returns the CUBIN. Call [`load`] first.
 pub(crate) fn compile_cubin(source: &str, name: &str, options: &[String]) -> Result<Vec<u8>, CompileFailure> {
+    // SAFETY: `compile` passes a live, compiled program.
+    compile(source, name, options, |prog| unsafe { cubin(prog) })
+}
+
+/// Compiles `source` like [`compile_cubin`] and returns the PTX NVRTC generated on the way (for inspection).
+pub(crate) fn compile_ptx(source: &str, name: &str, options: &[String]) -> Result<String, CompileFailure> {
+    compile(source, name, options, |prog| {
+        // SAFETY: `compile` passes a live, compiled program.
+        unsafe { result::get_ptx(prog) }
+            .map(|chars| text(&chars))
+            .map_err(|e| CompileFailure { log: format!("nvrtcGetPTX: {e:?}") })
+    })
+}
+
+/// Creates an NVRTC program for `source`, compiles it with `options` and hands the compiled program to
+/// `output` (which reads what it needs from it); the program is destroyed after. A compile error is the log.
+fn compile<R>(
+    source: &str,
+    name: &str,
+    options: &[String],
+    output: impl FnOnce(sys::nvrtcProgram) -> Result<R, CompileFailure>,
+) -> Result<R, CompileFailure> {
     let fail = |log: String| CompileFailure { log };
     let src = CString::new(source).map_err(|_| fail("the source contains a NUL byte".into()))?;
     let cname = CString::new(name).map_err(|_| fail("the kernel name contains a NUL byte".into()))?;
@@ -69,7 +91,7 @@ pub(crate) fn compile_cubin(source: &str, name: &str, options: &[String]) -> Res
     // SAFETY: `prog` was created above and is destroyed once, at the end; `src`/`cname` outlive it.
     let outcome = unsafe {
         match result::compile_program(prog, options) {
-            Ok(()) => cubin(prog),
+            Ok(()) => output(prog),
             Err(_) => Err(fail(log(prog))),
         }
     };
@@ -78,27 +100,10 @@ pub(crate) fn compile_cubin(source: &str, name: &str, options: &[String]) -> Res
     outcome
 }
 
-/// Compiles `source` like [`compile_cubin`] and returns the PTX NVRTC generated on the way (for inspection).
-pub(crate) fn compile_ptx(source: &str, name: &str, options: &[String]) -> Result<String, CompileFailure> {
-    let fail = |log: String| CompileFailure { log };
-    let src = CString::new(source).map_err(|_| fail("the source contains a NUL byte".into()))?;
-    let cname = CString::new(name).map_err(|_| fail("the kernel name contains a NUL byte".into()))?;
-    let prog = result::create_program(&src, Some(&cname)).map_err(|e| fail(format!("nvrtcCreateProgram: {e:?}")))?;
-    // SAFETY: `prog` was created above and is destroyed once, at the end; `src`/`cname` outlive it.
-    let outcome = unsafe {
-        match result::compile_program(prog, options) {
-            Ok(()) => result::get_ptx(prog)
-                .map(|chars| {
-                    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-                    String::from_utf8_lossy(&bytes).into_owned()
-                })
-                .map_err(|e| fail(format!("nvrtcGetPTX: {e:?}"))),
-            Err(_) => Err(fail(log(prog))),
-        }
-    };
-    // SAFETY: as above.
-    let _ = unsafe { result::destroy_program(prog) };
-    outcome
+/// NVRTC's NUL-terminated characters as text.
+fn text(chars: &[c_char]) -> String {
+    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// # Safety
@@ -122,10 +127,7 @@ unsafe fn cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>, CompileFailure> {
 unsafe fn log(prog: sys::nvrtcProgram) -> String {
     // SAFETY: per the function's contract.
     match unsafe { result::get_program_log(prog) } {
-        Ok(chars) => {
-            let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
+        Ok(chars) => text(&chars),
         Err(e) => format!("(no log: {e:?})"),
     }
 }

@@ -392,73 +392,41 @@ pub(crate) fn reader_stream(device: Device, id: u64) {
     }
 }
 
+/// A record of `kind` named `name` was enqueued at `seq` of `stream` at `now`: its id, 0 when not recording.
+fn push_enqueued(
+    device: Device,
+    stream: &StreamRef<'_>,
+    seq: u64,
+    name: &'static str,
+    kind: Kind,
+    now: Instant,
+) -> u64 {
+    let mut r = ring();
+    if !r.recording {
+        return 0;
+    }
+    r.note_stream(device, stream);
+    let enqueued = r.ns(now);
+    r.push(Rec { kind, device, stream: stream.id, seq, name, enqueued, start: 0, end: 0, outcome: Outcome::Pending })
+}
+
 /// An op was enqueued at `seq` of `stream`; takes this thread's operand description. Its record id (0 when
 /// not recording).
 pub(crate) fn op_enqueued(device: Device, stream: StreamRef<'_>, seq: u64, op: &'static str) -> u64 {
     let args = (SHARED.get().args.0)(None);
-    let now = Instant::now();
-    let mut r = ring();
-    if !r.recording {
-        return 0;
-    }
-    r.note_stream(device, &stream);
-    let enqueued = r.ns(now);
-    r.push(Rec {
-        kind: Kind::Op { args },
-        device,
-        stream: stream.id,
-        seq,
-        name: op,
-        enqueued,
-        start: 0,
-        end: 0,
-        outcome: Outcome::Pending,
-    })
+    push_enqueued(device, &stream, seq, op, Kind::Op { args }, Instant::now())
 }
 
 /// A wait for `(on_stream, on_seq)` was enqueued at `seq` of `stream`.
 pub(crate) fn wait_enqueued(device: Device, stream: StreamRef<'_>, seq: u64, on: (u64, u64), hazard: bool) -> u64 {
-    let now = Instant::now();
-    let mut r = ring();
-    if !r.recording {
-        return 0;
-    }
-    r.note_stream(device, &stream);
-    let enqueued = r.ns(now);
     let name = if hazard { "hazard wait" } else { "wait_event" };
-    r.push(Rec {
-        kind: Kind::Wait { on_stream: on.0, on_seq: on.1, hazard },
-        device,
-        stream: stream.id,
-        seq,
-        name,
-        enqueued,
-        start: 0,
-        end: 0,
-        outcome: Outcome::Pending,
-    })
+    let kind = Kind::Wait { on_stream: on.0, on_seq: on.1, hazard };
+    push_enqueued(device, &stream, seq, name, kind, Instant::now())
 }
 
 /// An event record was enqueued at `seq` of `stream`.
 pub(crate) fn event_enqueued(device: Device, stream: StreamRef<'_>, seq: u64, timed: bool) -> u64 {
-    let now = Instant::now();
-    let mut r = ring();
-    if !r.recording {
-        return 0;
-    }
-    r.note_stream(device, &stream);
-    let enqueued = r.ns(now);
-    r.push(Rec {
-        kind: Kind::Event { timed },
-        device,
-        stream: stream.id,
-        seq,
-        name: "record",
-        enqueued,
-        start: 0,
-        end: 0,
-        outcome: Outcome::Pending,
-    })
+    push_enqueued(device, &stream, seq, "record", Kind::Event { timed }, Instant::now())
 }
 
 /// The op of record `id` ran from `start` to `end`.
