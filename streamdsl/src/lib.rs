@@ -49,7 +49,7 @@
 //! ## The CPU backend
 //!
 //! Each stream is a FIFO queue; a pool of workers ([`Device::concurrency`]) runs streams concurrently,
-//! higher-priority streams' ready work first. Heavy ops parallelise inside with rayon and `gemm`.
+//! higher-priority streams' ready work first. Heavy ops parallelise inside with rayon (and faer, for `mm`).
 //!
 //! ## Tracing
 //!

@@ -1,4 +1,4 @@
-//! `mm`/`bmm` through `gemm`.
+//! `mm`/`bmm` through faer's matrix product.
 
 use std::mem::MaybeUninit;
 
@@ -12,14 +12,13 @@ use crate::error::{Error, Result};
 /// `out = a · b` for row-major operands. f32 and f64 multiply natively; f16 and bf16 are widened to f32,
 /// multiplied with f32 accumulation and rounded once (what tensor cores do).
 ///
-/// `gemm` has an f16 kernel, but it rounds the partial sums to f16 between its blocks of the inner dimension
-/// (more than one rounding for `k` above the block size, a few hundred) and it has no bf16 kernel, so both
-/// 16-bit types widen here: one scratch allocation for the widened operands and the f32 product, filled by
+/// Neither has a native kernel there that keeps f32 partial sums (`gemm`'s f16 kernel rounds them to f16
+/// between blocks of the inner dimension; there is no bf16 kernel), so both 16-bit types widen here: one scratch allocation for the widened operands and the f32 product, filled by
 /// vectorised parallel passes; the one rounding back is another.
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) -> Result<()> {
     match T::DTYPE {
-        DType::F32 => gemm_native(cast::<T, f32>(a), cast::<T, f32>(b), cast_mut::<T, f32>(out), d),
-        DType::F64 => gemm_native(cast::<T, f64>(a), cast::<T, f64>(b), cast_mut::<T, f64>(out), d),
+        DType::F32 => multiply(cast::<T, f32>(a), cast::<T, f32>(b), cast_mut::<T, f32>(out), d),
+        DType::F64 => multiply(cast::<T, f64>(a), cast::<T, f64>(b), cast_mut::<T, f64>(out), d),
         DType::F16 | DType::BF16 => {
             let (na, nb, no) = (a.len(), b.len(), out.len());
             let len = na + nb + no;
@@ -41,7 +40,7 @@ pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims)
             unsafe { scratch.set_len(len) };
             let (wa, rest) = scratch.split_at_mut(na);
             let (wb, wo) = rest.split_at_mut(nb);
-            gemm_native(wa, wb, wo, d);
+            multiply(wa, wb, wo, d);
             let wo = &*wo;
             for_each_chunk(
                 out,
@@ -82,58 +81,47 @@ fn cast_mut<T: Element, U: Element>(x: &mut [T]) -> &mut [U] {
     unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<U>(), x.len()) }
 }
 
-/// Products per batch item below which a batched `mm` runs its items in parallel, each on one thread: `gemm`
-/// splits one small product poorly over threads (its small-size path), and the items are independent.
+/// Products per batch item below which a batched `mm` runs its items in parallel, each on one thread: one
+/// small product splits poorly over threads, and the items are independent.
 const SMALL_PRODUCT: usize = 384 * 384 * 384;
 
-fn gemm_native<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
+/// One product `o = a · b` (row-major m×k by k×n) with faer, spread over `threads` rayon threads.
+///
+/// faer's product (on x86-64: `private-gemm-x86`'s AVX2+FMA or AVX-512 kernels, chosen at run time) splits the
+/// work over threads by blocks of the output only; each output element's sum over `k` runs in the same order
+/// whatever the thread count, so the bits do not depend on it (tested below for 1–16 threads).
+fn product<T: Element + faer::traits::ComplexField>(a: &[T], b: &[T], o: &mut [T], d: MatmulDims, threads: usize) {
+    let (m, k, n) = (d.m, d.k, d.n);
+    if k == 0 {
+        o[..m * n].fill(<T as Element>::ZERO);
+        return;
+    }
+    let a = faer::MatRef::from_row_major_slice(&a[..m * k], m, k);
+    let b = faer::MatRef::from_row_major_slice(&b[..k * n], k, n);
+    let o = faer::MatMut::from_row_major_slice_mut(&mut o[..m * n], m, n);
+    let par = if threads > 1 { faer::Par::rayon(threads) } else { faer::Par::Seq };
+    faer::linalg::matmul::matmul(o, faer::Accum::Replace, a, b, <T as Element>::ONE, par);
+}
+
+fn multiply<T: Element + faer::traits::ComplexField>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
     use rayon::prelude::*;
     let threads = rayon::current_num_threads();
     let (m, k, n) = (d.m, d.k, d.n);
-    let work = m * n * k;
-    let item = |i: usize, o: &mut [T], par: gemm::Parallelism| {
-        let a = &a[i * d.a_batch_stride..][..m * k];
-        let b = &b[i * d.b_batch_stride..][..k * n];
-        // SAFETY: the three slices are in bounds for row-major m×k, k×n and m×n matrices (checked by the
-        // slicing), `o` does not alias `a` or `b` (distinct buffers), and `read_dst == false`.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                o.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                k as isize,
-                b.as_ptr(),
-                1,
-                n as isize,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
-    };
     if m * n == 0 {
         return;
     }
+    let item = |i: usize, o: &mut [T], threads: usize| {
+        product(&a[i * d.a_batch_stride..], &b[i * d.b_batch_stride..], o, d, threads);
+    };
     let out = &mut out[..d.batch * m * n];
-    if threads > 1 && d.batch >= threads && work < SMALL_PRODUCT {
+    if threads > 1 && d.batch >= threads && m * n * k < SMALL_PRODUCT {
         // Each output element is computed by one thread in the same order whatever the parallelism, so the
         // bits do not depend on this choice.
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| item(i, o, gemm::Parallelism::None));
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| item(i, o, 1));
         return;
     }
-    let par =
-        if work >= 48 * 48 * 48 && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     for (i, o) in out.chunks_mut(m * n).enumerate() {
-        item(i, o, par);
+        item(i, o, threads);
     }
 }
 
@@ -165,7 +153,7 @@ mod tests {
     }
 
     /// A batch of small products runs its items in parallel, one thread each: the bits equal those of each
-    /// item multiplied on its own with `gemm` spread over every thread (and the CPU's one-item path).
+    /// item multiplied on its own with the product spread over every thread (and the CPU's one-item path).
     #[test]
     fn a_batch_of_small_products_has_the_bits_of_its_items() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
@@ -184,6 +172,37 @@ mod tests {
             // And a value: row 0, column 0 against a plain f64 dot product.
             let dot: f64 = (0..k).map(|j| a[i * m * k + j] as f64 * b[i * k * n + j * n] as f64).sum();
             assert!((got[0] as f64 - dot).abs() <= 1e-4 * dot.abs().max(1.0), "item {i}: {} vs {dot}", got[0]);
+        }
+    }
+
+    /// The product's bits do not depend on the number of threads it is spread over, and its values are right.
+    #[test]
+    fn products_have_the_same_bits_on_any_thread_count() {
+        fn check<T: Element + faer::traits::ComplexField>(m: usize, k: usize, n: usize) {
+            let a: Vec<T> = (0..m * k).map(|i| T::from_f64(((i * 37 % 101) as f64 / 101.0 - 0.5) * 3.0)).collect();
+            let b: Vec<T> = (0..k * n).map(|i| T::from_f64(((i * 11 % 97) as f64 / 97.0 - 0.5) * 5.0)).collect();
+            let d = MatmulDims { batch: 1, m, k, n, a_batch_stride: 0, b_batch_stride: 0 };
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut out = vec![<T as Element>::ZERO; m * n];
+                pool.install(|| matmul(&a, &b, &mut out, d)).unwrap();
+                out
+            };
+            let one = run(1);
+            for (r, c) in [(0, 0), (m - 1, n - 1), (m / 2, n / 3)] {
+                let dot: f64 = (0..k).map(|j| a[r * k + j].to_f64() * b[j * n + c].to_f64()).sum();
+                let got = one[r * n + c].to_f64();
+                assert!((got - dot).abs() <= 1e-4 * dot.abs().max(1.0), "{m}x{k}x{n} [{r},{c}]: {got} vs {dot}");
+            }
+            for threads in [2, 3, 16] {
+                let many = run(threads);
+                let same = one.iter().zip(&many).all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits());
+                assert!(same, "{} {m}x{k}x{n}: 1 thread vs {threads} differ", T::DTYPE);
+            }
+        }
+        for (m, k, n) in [(300, 517, 257), (1, 4000, 1), (2000, 64, 3), (129, 1023, 65)] {
+            check::<f32>(m, k, n);
+            check::<f64>(m, k, n);
         }
     }
 }

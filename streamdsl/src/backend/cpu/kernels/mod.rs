@@ -1,4 +1,4 @@
-//! CPU compute kernels. They run on a stream's worker and parallelise inside with rayon and `gemm`.
+//! CPU compute kernels. They run on a stream's worker and parallelise inside with rayon (and faer, for `mm`).
 //!
 //! Each kernel gives the bits the CUDA kernels give (the README's "Numerics"; `tests/backends.rs` compares
 //! them on the simulated driver):
