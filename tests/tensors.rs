@@ -205,3 +205,38 @@ fn bad_inputs_are_errors(dev: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(bad_inputs, bad_inputs_are_errors);
+
+/// Freed buffers are reused for later outputs of the same size (the CPU backend's host cache, CUDA's memory
+/// pool): `zeros` still reads as zeros there, and ops overwrite whatever the buffer held.
+fn reused_buffers_read_as_written(dev: &Device) -> Result<()> {
+    fn check<T: Element>(s: &Stream, len: usize) -> Result<()> {
+        for round in 0..3 {
+            let old = ops::full_on(s, [len], T::from_f64(7.0))?;
+            s.synchronize()?;
+            drop(old);
+            let z = ops::zeros_on::<T>(s, [len])?;
+            let v = z.to_vec()?;
+            assert!(v.iter().all(|x| x.to_f64() == 0.0), "{} zeros of {len}, round {round}", T::DTYPE);
+            drop(z);
+            let old = ops::full_on(s, [len], T::from_f64(-3.0))?;
+            s.synchronize()?;
+            drop(old);
+            let two = ops::full_on(s, [len], T::from_f64(2.0))?;
+            let sum = ops::add_scalar_on(s, &two, 0.5)?;
+            assert!(sum.to_vec()?.iter().all(|x| x.to_f64() == 2.5), "{} add of {len}, round {round}", T::DTYPE);
+        }
+        Ok(())
+    }
+    let s = Stream::new(dev)?;
+    for len in [16_384, 16_385, 1 << 20] {
+        check::<f32>(&s, len)?;
+        check::<f16>(&s, len)?;
+        check::<f64>(&s, len)?;
+    }
+    // The cache can be emptied at any time; live tensors are untouched.
+    let keep = ops::full_on(&s, [1 << 16], 1.5f32)?;
+    streamdsl::empty_host_cache();
+    assert!(keep.to_vec()?.iter().all(|&x| x == 1.5));
+    Ok(())
+}
+test_device!(reused_buffers, reused_buffers_read_as_written);

@@ -121,7 +121,7 @@ pub use error::{Error, Result};
 pub use event::Event;
 pub use mm_config::{allow_tf32, mm_path, set_allow_tf32, set_mm_path, MmPath, MmRoute};
 pub use random::{manual_seed, Generator};
-pub use registry::{cuda_mm_route, set_sanitize, CudaDeviceInfo};
+pub use registry::{cuda_mm_route, empty_host_cache, set_sanitize, CudaDeviceInfo};
 pub use scope::StreamGuard;
 pub use shape::{IntoShape, MAX_DIMS};
 pub use stream::Stream;

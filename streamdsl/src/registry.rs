@@ -209,6 +209,29 @@ pub fn set_sanitize(on: bool) {
     machines.iter().for_each(|m| m.set_sanitize(on));
 }
 
+/// Frees the CPU backend's cached host buffers and returns how many bytes went back to the system (like
+/// `torch.cuda.empty_cache()`, for host memory).
+///
+/// The CPU backend keeps freed tensor buffers of 64 KiB and more — up to `STREAMDSL_CPU_CACHE_BYTES` bytes
+/// (`0` turns the cache off; by default the smaller of 1 GiB and an eighth of physical memory) — and reuses
+/// them for the next outputs of the same size, which saves clearing fresh pages on every op. The cache is
+/// also emptied before the CPU backend reports out of memory. Live tensors are never touched.
+///
+/// ```
+/// use streamdsl::prelude::*;
+/// let s = Stream::new(&Device::cpu())?;
+/// let t = ops::ones_on::<f32>(&s, [1 << 20])?; // 4 MiB
+/// s.synchronize()?;
+/// drop(t); // its buffer goes to the cache (unless STREAMDSL_CPU_CACHE_BYTES is below 4 MiB)
+/// let freed = streamdsl::empty_host_cache();
+/// assert_eq!(streamdsl::empty_host_cache(), 0);
+/// println!("{freed} bytes given back");
+/// # Ok::<(), streamdsl::Error>(())
+/// ```
+pub fn empty_host_cache() -> usize {
+    crate::backend::release_host_cache()
+}
+
 /// Which implementation `mm` uses on CUDA devices and why (what `streamdsl info` prints): cuBLAS where the
 /// library is found (`STREAMDSL_CUBLAS`, `CUDA_PATH`/`CUDA_HOME`, the loader path, the `nvidia-cublas`
 /// wheel) and the driver is a real one, else streamdsl's NVRTC kernels; [`set_mm_path`](crate::set_mm_path)

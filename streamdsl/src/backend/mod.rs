@@ -9,6 +9,7 @@
 pub(crate) mod cpu;
 pub(crate) mod cuda;
 pub(crate) mod custom;
+mod host_pool;
 mod storage;
 
 use std::cell::Cell;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub(crate) use custom::{Compute, KernelFloat};
+pub(crate) use host_pool::release_all as release_host_cache;
 pub(crate) use storage::Storage;
 
 use crate::dtype::Element;
@@ -280,11 +282,12 @@ pub(crate) struct Operand<'a, T> {
 /// each enqueues on that stream with the op's reads and writes, so cross-stream ordering and stream-ordered
 /// frees are the machine's job. Operands are on this backend (the op checked their devices).
 pub(crate) trait Kernels {
-    /// Memory for `len` elements of an op's output, ordered on this stream (zeroed on the CPU backend).
+    /// Memory for `len` elements of an op's output, ordered on this stream; its contents are unspecified until
+    /// the op writes them.
     fn alloc<T: Element>(&self, len: usize) -> Result<Storage<T>>;
     /// `out[i] = value`.
     fn fill<T: Element>(&self, out: &Arc<Storage<T>>, value: T) -> Result<()>;
-    /// `out[i] = 0` (nothing to do where `alloc` zeroes).
+    /// `out[i] = 0` (nothing to do where `alloc` gave fresh zeroed memory).
     fn zero<T: Element>(&self, out: &Arc<Storage<T>>) -> Result<()>;
     /// Standard normals from Philox4x32-10 at `(seed, offset)`.
     fn randn<T: Element>(&self, out: &Arc<Storage<T>>, seed: u64, offset: u64) -> Result<()>;

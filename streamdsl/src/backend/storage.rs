@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::cuda::DeviceBuffer;
+use super::host_pool;
 use crate::device::Device;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
@@ -22,6 +23,8 @@ pub(crate) struct Storage<T> {
     buf: Buffer<T>,
     /// The number of elements (kept apart from the buffer, which only ordered work may touch).
     len: usize,
+    /// Whether the buffer is known to hold zeros: a fresh zeroed allocation no op has written yet.
+    zeroed: bool,
     pub(crate) log: SharedLog,
 }
 
@@ -36,8 +39,19 @@ static HOST_BYTES: ProcessWide<AtomicUsize> = ProcessWide::new("storage.host_byt
 
 impl<T> Drop for Storage<T> {
     fn drop(&mut self) {
-        if let Buffer::Host(_) = &self.buf {
+        if let Buffer::Host(v) = &mut self.buf {
             HOST_BYTES.get().fetch_sub(self.len * size_of::<T>(), Ordering::Relaxed);
+            let v = std::mem::ManuallyDrop::new(std::mem::take(v.get_mut()));
+            let layout = std::alloc::Layout::array::<T>(v.capacity());
+            match (std::ptr::NonNull::new(v.as_ptr().cast_mut().cast::<u8>()), layout) {
+                (Some(ptr), Ok(layout)) if v.len() == v.capacity() && layout.size() > 0 => {
+                    // SAFETY: a `Vec` of `capacity` elements allocated by the global allocator with exactly this
+                    // layout, all of them initialised (`len == capacity`), now owned by nothing else (the
+                    // `ManuallyDrop` never frees it).
+                    unsafe { host_pool::give(ptr, layout) }
+                }
+                _ => drop(std::mem::ManuallyDrop::into_inner(v)),
+            }
         }
         if let Buffer::Cuda(buf) = &self.buf {
             // The points first, so the log is not locked while the machine is (queued work may hold the log).
@@ -54,43 +68,67 @@ unsafe impl<T: Element> Send for Storage<T> {}
 unsafe impl<T: Element> Sync for Storage<T> {}
 
 impl<T: Element> Storage<T> {
-    /// A zero-filled host buffer; an allocation that cannot be satisfied is [`Error::OutOfMemory`], not an
-    /// abort.
+    /// Host memory for an op's output, which the op overwrites entirely: a cached buffer of the same size
+    /// when there is one (holding old values; see [`host_pool`]), else fresh zeroed memory. An allocation that
+    /// cannot be satisfied is [`Error::OutOfMemory`], not an abort; [`Storage::is_known_zero`] says which.
     ///
     /// Linux overcommits memory: a large zeroed allocation succeeds at once and its pages are only taken when
     /// written, so a program could hold tensors larger than the machine and be killed later, far from the
     /// cause. The CPU backend therefore refuses an allocation that would bring its live tensors above the
-    /// machine's physical memory, as a device refuses one beyond its capacity.
-    pub(crate) fn host_zeroed(len: usize) -> Result<Storage<T>> {
+    /// machine's physical memory, as a device refuses one beyond its capacity (after giving the cache's
+    /// buffers back).
+    pub(crate) fn host_output(len: usize) -> Result<Storage<T>> {
         let bytes = len.saturating_mul(size_of::<T>());
         let oom = || Error::OutOfMemory { device: Device::cpu(), bytes };
         let layout = std::alloc::Layout::array::<T>(len).map_err(|_| oom())?;
-        let in_use = HOST_BYTES.get().load(Ordering::Relaxed);
+        if layout.size() == 0 {
+            return Ok(Self::from_vec(Vec::new()));
+        }
+        if let Some(ptr) = host_pool::take(layout) {
+            // SAFETY: the pool's block was allocated by the global allocator with exactly `layout` (same size
+            // and alignment as `len` elements of `T`) and every byte of it is initialised; every bit pattern
+            // is a valid value of every supported element type (floats). The Vec takes ownership.
+            let data = unsafe { Vec::from_raw_parts(ptr.as_ptr().cast::<T>(), len, len) };
+            return Ok(Self::host_vec(data, false));
+        }
+        let in_use = HOST_BYTES.get().load(Ordering::Relaxed) + host_pool::cached_bytes();
         if in_use.saturating_add(layout.size()) > physical_memory_bytes() {
+            host_pool::release_all();
+            if HOST_BYTES.get().load(Ordering::Relaxed).saturating_add(layout.size()) > physical_memory_bytes() {
+                return Err(oom());
+            }
+        }
+        // SAFETY: non-zero size; every supported element type is a float whose all-zero bit pattern is +0.0,
+        // so zeroed memory is `len` initialised values.
+        let mut ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() && host_pool::release_all() > 0 {
+            // SAFETY: as above.
+            ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        }
+        if ptr.is_null() {
             return Err(oom());
         }
-        let data = if layout.size() == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: non-zero size; every supported element type is a float whose all-zero bit pattern is
-            // +0.0, so zeroed memory is `len` initialised values. The Vec takes ownership with the same
-            // layout it will free with.
-            unsafe {
-                let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
-                if ptr.is_null() {
-                    return Err(oom());
-                }
-                Vec::from_raw_parts(ptr, len, len)
-            }
-        };
-        Ok(Self::from_vec(data))
+        // SAFETY: allocated with `layout` (= `len` elements of `T`), zeroed as above; the Vec takes ownership
+        // with the same layout it will free with.
+        let data = unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, len) };
+        Ok(Self::host_vec(data, true))
+    }
+
+    /// Whether the buffer is a fresh zeroed allocation (see [`Storage::host_output`]).
+    pub(crate) fn is_known_zero(&self) -> bool {
+        self.zeroed
     }
 
     /// A host buffer holding `data`.
     pub(crate) fn from_vec(data: Vec<T>) -> Storage<T> {
+        Self::host_vec(data, false)
+    }
+
+    fn host_vec(data: Vec<T>, zeroed: bool) -> Storage<T> {
         HOST_BYTES.get().fetch_add(data.len() * size_of::<T>(), Ordering::Relaxed);
         Storage {
             len: data.len(),
+            zeroed,
             buf: Buffer::Host(UnsafeCell::new(data)),
             log: Arc::new(Mutex::new(AccessLog::default())),
         }
@@ -101,7 +139,12 @@ impl<T: Element> Storage<T> {
     pub(crate) fn from_device(buf: DeviceBuffer) -> Storage<T> {
         let mut log = AccessLog::default();
         log.note_write(buf.allocated());
-        Storage { len: buf.bytes() / size_of::<T>(), buf: Buffer::Cuda(buf), log: Arc::new(Mutex::new(log)) }
+        Storage {
+            len: buf.bytes() / size_of::<T>(),
+            zeroed: false,
+            buf: Buffer::Cuda(buf),
+            log: Arc::new(Mutex::new(log)),
+        }
     }
 
     /// The number of elements.
@@ -149,7 +192,7 @@ fn wrong_backend(reason: &str) -> Error {
 
 /// Total physical memory, read once; allocations larger than this fail fast instead of being overcommitted
 /// and killing the process later. `usize::MAX` where it cannot be read.
-fn physical_memory_bytes() -> usize {
+pub(super) fn physical_memory_bytes() -> usize {
     use std::sync::OnceLock;
     static TOTAL: OnceLock<usize> = OnceLock::new();
     *TOTAL.get_or_init(|| {

@@ -75,15 +75,18 @@ impl Queue<'_> {
 
 impl Kernels for Queue<'_> {
     fn alloc<T: Element>(&self, len: usize) -> Result<Storage<T>> {
-        Storage::host_zeroed(len)
+        Storage::host_output(len)
     }
 
     fn fill<T: Element>(&self, out: &Arc<Storage<T>>, value: T) -> Result<()> {
         self.launch::<T, T>("fill", &[], out, move |_, o| kernels::fill(o, value))
     }
 
-    fn zero<T: Element>(&self, _out: &Arc<Storage<T>>) -> Result<()> {
-        Ok(()) // `alloc` zeroes host memory: nothing to enqueue
+    fn zero<T: Element>(&self, out: &Arc<Storage<T>>) -> Result<()> {
+        if out.is_known_zero() {
+            return Ok(()); // fresh zeroed memory: nothing to enqueue
+        }
+        self.fill(out, T::ZERO) // a reused buffer holds old values
     }
 
     fn randn<T: Element>(&self, out: &Arc<Storage<T>>, seed: u64, offset: u64) -> Result<()> {
