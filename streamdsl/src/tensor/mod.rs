@@ -42,8 +42,9 @@ impl<T: Element> Clone for Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// A new tensor for an op's output on `stream`'s device: validated shape; zeroed on the CPU backend,
-    /// uninitialised device memory (allocated in order on `stream`) on CUDA. The op writes all of it.
+    /// A new tensor for an op's output on `stream`'s device: validated shape; on the CPU backend fresh zeroed
+    /// memory or a reused buffer holding old values, on CUDA uninitialised device memory (allocated in order on
+    /// `stream`). The op writes all of it.
     pub(crate) fn alloc(stream: &Stream, shape: Vec<usize>) -> Result<Tensor<T>> {
         let numel = checked_numel(&shape, size_of::<T>())?;
         let storage = match stream.queue() {
