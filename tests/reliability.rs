@@ -266,3 +266,24 @@ fn address_space_child() {
     assert!(cause.to_string().contains("out of memory"), "mm f16: {cause}");
     println!("address space: ok");
 }
+
+/// `zeros` on a poisoned stream is skipped like any other op, whether its buffer is fresh zeroed memory or a
+/// reused one: the result is an error (at once or when read), never a readable tensor, on every backend.
+fn zeros_on_a_poisoned_stream_is_an_error(dev: &Device) -> Result<()> {
+    let s = Stream::new(dev)?;
+    for len in [4usize, 1 << 16] {
+        // A freed buffer of this size, so the second round gets a reused one where the backend caches.
+        drop(ops::full_on(&s, [len], 3.0f32)?);
+        s.synchronize()?;
+        s.launch_host_func(|| panic!("poisoned on purpose"));
+        assert!(s.synchronize().is_err());
+        match ops::zeros_on::<f32>(&s, [len]) {
+            Err(_) => {}
+            Ok(z) => assert!(z.to_vec().is_err(), "zeros of {len} on a poisoned stream read back"),
+        }
+        s.clear_error();
+        assert_eq!(ops::zeros_on::<f32>(&s, [len])?.to_vec()?, vec![0.0; len], "after clear_error");
+    }
+    Ok(())
+}
+test_device!(zeros_on_poisoned_stream, zeros_on_a_poisoned_stream_is_an_error);

@@ -152,6 +152,12 @@ pub(crate) fn release_all() -> usize {
     blocks.iter().map(|b| b.layout.size()).sum()
 }
 
+/// `v.try_reserve_exact(additional)`, emptying the cache and trying once more when it fails: for host memory an
+/// op allocates outside [`crate::backend::Storage`] (scratch space, a copy to the host).
+pub(crate) fn try_reserve_exact<T>(v: &mut Vec<T>, additional: usize) -> bool {
+    v.try_reserve_exact(additional).is_ok() || (release_all() > 0 && v.try_reserve_exact(additional).is_ok())
+}
+
 /// Bytes held by the cache now.
 pub(crate) fn cached_bytes() -> usize {
     pool().bytes

@@ -9,7 +9,7 @@
 pub(crate) mod cpu;
 pub(crate) mod cuda;
 pub(crate) mod custom;
-mod host_pool;
+pub(crate) mod host_pool;
 mod storage;
 
 use std::cell::Cell;
@@ -287,7 +287,8 @@ pub(crate) trait Kernels {
     fn alloc<T: Element>(&self, len: usize) -> Result<Storage<T>>;
     /// `out[i] = value`.
     fn fill<T: Element>(&self, out: &Arc<Storage<T>>, value: T) -> Result<()>;
-    /// `out[i] = 0` (nothing to do where `alloc` gave fresh zeroed memory).
+    /// `out[i] = 0`, for an output straight from [`Kernels::alloc`] (no write where that gave fresh zeroed
+    /// memory).
     fn zero<T: Element>(&self, out: &Arc<Storage<T>>) -> Result<()>;
     /// Standard normals from Philox4x32-10 at `(seed, offset)`.
     fn randn<T: Element>(&self, out: &Arc<Storage<T>>, seed: u64, offset: u64) -> Result<()>;

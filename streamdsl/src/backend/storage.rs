@@ -23,7 +23,8 @@ pub(crate) struct Storage<T> {
     buf: Buffer<T>,
     /// The number of elements (kept apart from the buffer, which only ordered work may touch).
     len: usize,
-    /// Whether the buffer is known to hold zeros: a fresh zeroed allocation no op has written yet.
+    /// Whether the buffer came from a fresh zeroed allocation (never set again: only meaningful for an output
+    /// straight from `host_output`, before its op is enqueued).
     zeroed: bool,
     pub(crate) log: SharedLog,
 }
@@ -41,9 +42,9 @@ impl<T> Drop for Storage<T> {
     fn drop(&mut self) {
         if let Buffer::Host(v) = &mut self.buf {
             HOST_BYTES.get().fetch_sub(self.len * size_of::<T>(), Ordering::Relaxed);
-            let v = std::mem::ManuallyDrop::new(std::mem::take(v.get_mut()));
+            let mut v = std::mem::ManuallyDrop::new(std::mem::take(v.get_mut()));
             let layout = std::alloc::Layout::array::<T>(v.capacity());
-            match (std::ptr::NonNull::new(v.as_ptr().cast_mut().cast::<u8>()), layout) {
+            match (std::ptr::NonNull::new(v.as_mut_ptr().cast::<u8>()), layout) {
                 (Some(ptr), Ok(layout)) if v.len() == v.capacity() && layout.size() > 0 => {
                     // SAFETY: a `Vec` of `capacity` elements allocated by the global allocator with exactly this
                     // layout, all of them initialised (`len == capacity`), now owned by nothing else (the
@@ -70,7 +71,7 @@ unsafe impl<T: Element> Sync for Storage<T> {}
 impl<T: Element> Storage<T> {
     /// Host memory for an op's output, which the op overwrites entirely: a cached buffer of the same size
     /// when there is one (holding old values; see [`host_pool`]), else fresh zeroed memory. An allocation that
-    /// cannot be satisfied is [`Error::OutOfMemory`], not an abort; [`Storage::is_known_zero`] says which.
+    /// cannot be satisfied is [`Error::OutOfMemory`], not an abort; [`Storage::is_fresh_zeroed`] says which.
     ///
     /// Linux overcommits memory: a large zeroed allocation succeeds at once and its pages are only taken when
     /// written, so a program could hold tensors larger than the machine and be killed later, far from the
@@ -114,8 +115,9 @@ impl<T: Element> Storage<T> {
         Ok(Self::host_vec(data, true))
     }
 
-    /// Whether the buffer is a fresh zeroed allocation (see [`Storage::host_output`]).
-    pub(crate) fn is_known_zero(&self) -> bool {
+    /// Whether the buffer came from a fresh zeroed allocation (see [`Storage::host_output`]). Only meaningful
+    /// for an output straight from `host_output`, before any op writes it: the flag is not cleared by writes.
+    pub(crate) fn is_fresh_zeroed(&self) -> bool {
         self.zeroed
     }
 

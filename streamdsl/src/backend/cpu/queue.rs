@@ -83,8 +83,12 @@ impl Kernels for Queue<'_> {
     }
 
     fn zero<T: Element>(&self, out: &Arc<Storage<T>>) -> Result<()> {
-        if out.is_known_zero() {
-            return Ok(()); // fresh zeroed memory: nothing to enqueue
+        if out.is_fresh_zeroed() {
+            // Nothing to write, but still an op of the stream, so a poisoned stream skips it and poisons the
+            // output as it does a reused buffer's fill (and as CUDA does its memset). It touches no memory, so
+            // it holds no reference to the buffer and runs inline whatever the size.
+            self.submit("zeros", &[], &[&out.log], Box::new(|| Ok(())), true)?;
+            return Ok(());
         }
         self.fill(out, T::ZERO) // a reused buffer holds old values
     }
@@ -141,10 +145,9 @@ impl Kernels for Queue<'_> {
     fn download<T: Element>(&self, src: &Arc<Storage<T>>) -> Result<Vec<T>> {
         // Allocated here, fallibly: a tensor too large for the host is an error for the caller, not an abort.
         let mut data = Vec::new();
-        data.try_reserve_exact(src.len()).map_err(|_| Error::OutOfMemory {
-            device: Device::cpu(),
-            bytes: src.len().saturating_mul(size_of::<T>()),
-        })?;
+        if !crate::backend::host_pool::try_reserve_exact(&mut data, src.len()) {
+            return Err(Error::OutOfMemory { device: Device::cpu(), bytes: src.len().saturating_mul(size_of::<T>()) });
+        }
         let slot = Arc::new(Mutex::new(None));
         let (filled, source) = (Arc::clone(&slot), Arc::clone(src));
         let work: HostWork = Box::new(move || {

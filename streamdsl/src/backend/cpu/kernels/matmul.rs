@@ -23,10 +23,9 @@ pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims)
             let (na, nb, no) = (a.len(), b.len(), out.len());
             let len = na + nb + no;
             let mut scratch: Vec<f32> = Vec::new();
-            scratch.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
-                device: Device::cpu(),
-                bytes: len.saturating_mul(size_of::<f32>()),
-            })?;
+            if !crate::backend::host_pool::try_reserve_exact(&mut scratch, len) {
+                return Err(Error::OutOfMemory { device: Device::cpu(), bytes: len.saturating_mul(size_of::<f32>()) });
+            }
             {
                 let spare = &mut scratch.spare_capacity_mut()[..len];
                 pages::advise_huge(spare);
@@ -88,20 +87,37 @@ const SMALL_PRODUCT: usize = 384 * 384 * 384;
 /// One product `o = a · b` (row-major m×k by k×n) with faer, spread over `threads` rayon threads.
 ///
 /// faer's product (on x86-64: `private-gemm-x86`'s AVX2+FMA or AVX-512 kernels, chosen at run time) splits the
-/// work over threads by blocks of the output only; each output element's sum over `k` runs in the same order
-/// whatever the thread count, so the bits do not depend on it (tested below for 1–16 threads).
+/// work over threads by blocks of the output, and each output element's sum over `k` runs in the same order
+/// whatever the thread count — except for a single row (`m == 1`), which faer turns into a matrix–vector
+/// product that splits `k` over threads and adds the partial sums. That case splits the columns here instead,
+/// each block on one thread. So the bits do not depend on the thread count (tested below for 1–16 threads).
 fn product<T: Element + faer::traits::ComplexField>(a: &[T], b: &[T], o: &mut [T], d: MatmulDims, threads: usize) {
+    use rayon::prelude::*;
     let (m, k, n) = (d.m, d.k, d.n);
+    let o = &mut o[..m * n];
     if k == 0 {
-        o[..m * n].fill(<T as Element>::ZERO);
+        o.fill(<T as Element>::ZERO);
         return;
     }
     let a = faer::MatRef::from_row_major_slice(&a[..m * k], m, k);
     let b = faer::MatRef::from_row_major_slice(&b[..k * n], k, n);
-    let o = faer::MatMut::from_row_major_slice_mut(&mut o[..m * n], m, n);
+    if m == 1 && threads > 1 && k * n >= ROW_PRODUCT_SPLIT {
+        let block = n.div_ceil(threads).next_multiple_of(64);
+        o.par_chunks_mut(block).enumerate().for_each(|(j, o)| {
+            let cols = o.len();
+            let o = faer::MatMut::from_row_major_slice_mut(o, 1, cols);
+            let b = b.subcols(j * block, cols);
+            faer::linalg::matmul::matmul(o, faer::Accum::Replace, a, b, <T as Element>::ONE, faer::Par::Seq);
+        });
+        return;
+    }
+    let o = faer::MatMut::from_row_major_slice_mut(o, m, n);
     let par = if threads > 1 { faer::Par::rayon(threads) } else { faer::Par::Seq };
     faer::linalg::matmul::matmul(o, faer::Accum::Replace, a, b, <T as Element>::ONE, par);
 }
+
+/// `k · n` from which a one-row product is split over threads by columns (below it, one thread is faster).
+const ROW_PRODUCT_SPLIT: usize = 1 << 16;
 
 fn multiply<T: Element + faer::traits::ComplexField>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) {
     use rayon::prelude::*;
@@ -200,7 +216,9 @@ mod tests {
                 assert!(same, "{} {m}x{k}x{n}: 1 thread vs {threads} differ", T::DTYPE);
             }
         }
-        for (m, k, n) in [(300, 517, 257), (1, 4000, 1), (2000, 64, 3), (129, 1023, 65)] {
+        // One-row products (faer splits `k` for those), with n below and above the column split's block.
+        let rows = [(1, 4096, 256), (1, 1000, 2000), (1, 5000, 16), (1, 70_000, 2), (1, 300, 300)];
+        for (m, k, n) in [(300, 517, 257), (1, 4000, 1), (2000, 64, 3), (129, 1023, 65)].into_iter().chain(rows) {
             check::<f32>(m, k, n);
             check::<f64>(m, k, n);
         }
