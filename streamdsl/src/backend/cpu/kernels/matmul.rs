@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 /// `out = a · b` for row-major operands. f32 and f64 multiply natively; f16 and bf16 are widened to f32,
 /// multiplied with f32 accumulation and rounded once (what tensor cores do).
 ///
-/// Neither has a native kernel there that keeps f32 partial sums (`gemm`'s f16 kernel rounds them to f16
-/// between blocks of the inner dimension; there is no bf16 kernel), so both 16-bit types widen here: one scratch allocation for the widened operands and the f32 product, filled by
-/// vectorised parallel passes; the one rounding back is another.
+/// faer has no 16-bit product, and the `gemm` crate's f16 kernel rounds its partial sums to f16 between blocks
+/// of the inner dimension (no bf16 kernel at all), so both 16-bit types widen here: one scratch allocation for
+/// the widened operands and the f32 product, filled by vectorised parallel passes; the one rounding back is
+/// another.
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], out: &mut [T], d: MatmulDims) -> Result<()> {
     match T::DTYPE {
         DType::F32 => multiply(cast::<T, f32>(a), cast::<T, f32>(b), cast_mut::<T, f32>(out), d),
