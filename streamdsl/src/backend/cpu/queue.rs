@@ -104,7 +104,12 @@ impl Kernels for Queue<'_> {
         b: Operand<'_, T>,
         out: Operand<'_, T>,
     ) -> Result<()> {
-        let (sa, sb, so) = (a.shape.to_vec(), b.shape.to_vec(), out.shape.to_vec());
+        // Same-shape operands need no shapes in the kernel (it compares only `a`'s and `b`'s): no copies to make.
+        let (sa, sb, so) = if a.shape == b.shape {
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            (a.shape.to_vec(), b.shape.to_vec(), out.shape.to_vec())
+        };
         self.launch(op.name(), &[a.storage, b.storage], out.storage, move |i, o| {
             kernels::binary(op, i[0], &sa, i[1], &sb, o, &so)
         })
