@@ -7,26 +7,21 @@ use streamdsl::prelude::*;
 /// The CUDA device to test on, or `None` (with a printed reason) where there is none.
 /// `STREAMDSL_REQUIRE_CUDA=1` turns a missing device into a failure, for runs on GPU machines.
 pub fn cuda_or_skip(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(dev) => Some(dev),
-        Err(e) if std::env::var("STREAMDSL_REQUIRE_CUDA").is_ok_and(|v| v == "1") => {
-            panic!("{test}: STREAMDSL_REQUIRE_CUDA=1 but {e}")
-        }
-        Err(e) => {
-            report(&format!("skipped {test}: {e}"));
-            None
-        }
-    }
+    found_or_skip(test, "STREAMDSL_REQUIRE_CUDA", Device::cuda(0))
 }
 
 /// NVRTC, or `None` (with a printed reason) where it is not found. `STREAMDSL_REQUIRE_NVRTC=1` (set by
 /// `./scripts/test`, which installs the wheel) turns a missing NVRTC into a failure.
 pub fn nvrtc_or_skip(test: &str) -> Option<streamdsl::jit::Nvrtc> {
-    match streamdsl::jit::Nvrtc::find() {
-        Ok(n) => Some(n),
-        Err(e) if std::env::var("STREAMDSL_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
-            panic!("{test}: STREAMDSL_REQUIRE_NVRTC=1 but {e}")
-        }
+    found_or_skip(test, "STREAMDSL_REQUIRE_NVRTC", streamdsl::jit::Nvrtc::find())
+}
+
+/// `found`'s value, or `None` with a reported skip of `test`; a panic instead when `require` (an environment
+/// variable) is `1`.
+fn found_or_skip<T, E: std::fmt::Display>(test: &str, require: &str, found: Result<T, E>) -> Option<T> {
+    match found {
+        Ok(value) => Some(value),
+        Err(e) if std::env::var(require).is_ok_and(|v| v == "1") => panic!("{test}: {require}=1 but {e}"),
         Err(e) => {
             report(&format!("skipped {test}: {e}"));
             None
